@@ -1,0 +1,95 @@
+"""The LMS Flask application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_login import current_user
+
+from lms import config
+from lms.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    config.load(app, test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    _init_login(app)
+
+    from lms import admin, auth, cli, coordinator, errors, health, instructor, learner
+
+    for module in (health, auth, learner, instructor, coordinator, admin):
+        app.register_blueprint(module.bp)
+    errors.register(app)
+    app.cli.add_command(cli.lms)
+
+    app.add_url_rule("/", "index", index)
+    app.after_request(_security_headers)
+    app.context_processor(_template_globals)
+    return app
+
+
+def select_locale() -> str | None:
+    chosen = session.get("lang")
+    if chosen in config.LANGUAGES:
+        return str(chosen)
+    if current_user.is_authenticated and current_user.locale in config.LANGUAGES:
+        return str(current_user.locale)
+    return request.accept_languages.best_match(config.LANGUAGES)
+
+
+def index() -> ResponseReturnValue:
+    from lms import access
+
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    pages = access.homes(current_user)
+    if not pages:
+        return redirect(url_for("auth.no_role"))
+    return redirect(url_for(pages[0][0]))
+
+
+def _init_login(app: Flask) -> None:
+    from flask_babel import lazy_gettext
+
+    from lms.models import User
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = lazy_gettext("Please sign in to open this page.")
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.active else None
+
+
+def _template_globals() -> dict[str, Any]:
+    from lms import access
+
+    homes = access.homes(current_user) if current_user.is_authenticated else []
+    return {"role_homes": homes, "languages": config.LANGUAGE_NAMES, "get_locale": get_locale}
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response

@@ -1,0 +1,66 @@
+"""Who may see what: the one place that turns role grants into scopes and guards blueprints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from flask import Blueprint, abort
+from flask_login import current_user
+
+from lms.extensions import db, login_manager
+from lms.models import Enrolment, EnrolmentStatus, Role, User
+
+
+def is_learner(user: User) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(Enrolment.id)
+            .where(Enrolment.user_id == user.id, Enrolment.status != EnrolmentStatus.WITHDRAWN)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def coordinated_program_ids(user: User) -> set[int] | None:
+    """Programs the user coordinates; None means every program (site admin)."""
+    if user.is_admin:
+        return None
+    return {g.program_id for g in user.grants if g.role == Role.COORDINATOR and g.program_id}
+
+
+def taught_course_ids(user: User) -> set[int] | None:
+    """Courses the user teaches; None means every course (site admin)."""
+    if user.is_admin:
+        return None
+    return {g.course_id for g in user.grants if g.role == Role.INSTRUCTOR and g.course_id}
+
+
+def may_see(scope: set[int] | None, object_id: int) -> bool:
+    return scope is None or object_id in scope
+
+
+def homes(user: User) -> list[tuple[str, str]]:
+    """(endpoint, role name) for every home page the user may open, most powerful first."""
+    pages = []
+    if user.is_admin:
+        pages.append(("admin.home", "admin"))
+    if user.has_role(Role.COORDINATOR):
+        pages.append(("coordinator.home", "coordinator"))
+    if user.has_role(Role.INSTRUCTOR):
+        pages.append(("instructor.home", "instructor"))
+    if is_learner(user):
+        pages.append(("learner.home", "learner"))
+    return pages
+
+
+def guard_blueprint(bp: Blueprint, allowed: Callable[[User], bool]) -> None:
+    """Every route of bp needs a signed-in user for whom allowed(user) holds (else 403)."""
+
+    @bp.before_request
+    def _guard() -> None:
+        if not current_user.is_authenticated:
+            abort(login_manager.unauthorized())
+        if not allowed(current_user):
+            abort(403)

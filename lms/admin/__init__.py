@@ -1,0 +1,3 @@
+from lms.admin.routes import bp
+
+__all__ = ["bp"]

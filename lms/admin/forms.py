@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from wtforms import (
+    DateField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from lms.forms import EmailAddress
+from lms.models import OrganisationKind, Role
+from lms.services.users import MIN_PASSWORD_LENGTH
+
+SLUG = Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", message=_l("Lowercase letters, digits and hyphens."))
+
+
+class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class UserForm(FlaskForm):  # type: ignore[misc]
+    email = StringField(_l("Email"), validators=[DataRequired(), Length(max=254), EmailAddress()])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(
+        _l("Password"),
+        validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=1024)],
+        description=_l("Optional. Without one, the user cannot sign in yet."),
+        render_kw={"autocomplete": "new-password"},
+    )
+    organisation = SelectField(_l("Organisation"), coerce=int)
+    submit = SubmitField(_l("Create user"))
+
+
+class GrantForm(FlaskForm):  # type: ignore[misc]
+    role = SelectField(_l("Role"), choices=[(r.value, r.value) for r in Role])
+    program = SelectField(_l("Program (for a coordinator)"), coerce=int)
+    course = SelectField(_l("Course (for an instructor)"), coerce=int)
+    submit = SubmitField(_l("Grant role"))
+
+
+class ProgramForm(FlaskForm):  # type: ignore[misc]
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    slug = StringField(_l("Slug"), validators=[Optional(), Length(max=64), SLUG])
+    target_learners = IntegerField(
+        _l("Learner target"), validators=[DataRequired(), NumberRange(min=1, max=10_000_000)]
+    )
+    target_date = DateField(_l("Target date"), validators=[DataRequired()])
+    description = TextAreaField(_l("Description"), validators=[Length(max=5000)])
+    submit = SubmitField(_l("Create program"))
+
+
+class CohortForm(FlaskForm):  # type: ignore[misc]
+    program = SelectField(_l("Program"), coerce=int)
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    slug = StringField(_l("Slug"), validators=[Optional(), Length(max=64), SLUG])
+    starts_on = DateField(_l("Starts on"), validators=[DataRequired()])
+    ends_on = DateField(_l("Ends on"), validators=[DataRequired()])
+    organisation = SelectField(_l("Organisation"), coerce=int)
+    courses = MultiCheckboxField(_l("Courses"), coerce=int)
+    submit = SubmitField(_l("Create cohort"))
+
+
+class OrganisationForm(FlaskForm):  # type: ignore[misc]
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    kind = SelectField(_l("Kind"), choices=[(k.value, k.value) for k in OrganisationKind])
+    submit = SubmitField(_l("Create organisation"))
+
+
+class ImportForm(FlaskForm):  # type: ignore[misc]
+    file = FileField(
+        _l("CSV file"),
+        validators=[FileRequired(), FileAllowed(["csv", "txt"], _l("Upload a .csv file."))],
+        description=_l("Columns: email (required), name, organisation. UTF-8."),
+    )
+    submit = SubmitField(_l("Import learners"))
+
+
+class DeleteForm(FlaskForm):  # type: ignore[misc]
+    """An empty form: its CSRF token is what protects a revoke button."""
+
+    submit = SubmitField(_l("Revoke"))

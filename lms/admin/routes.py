@@ -1,0 +1,253 @@
+"""Site administration: users and their roles, programs, cohorts, organisations, imports."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlalchemy.orm
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.orm import selectinload
+
+from lms.access import guard_blueprint
+from lms.admin.forms import (
+    CohortForm,
+    DeleteForm,
+    GrantForm,
+    ImportForm,
+    OrganisationForm,
+    ProgramForm,
+    UserForm,
+)
+from lms.extensions import db
+from lms.models import (
+    Cohort,
+    Course,
+    Enrolment,
+    Organisation,
+    OrganisationKind,
+    Program,
+    Role,
+    RoleGrant,
+    User,
+)
+from lms.services import ServiceError, learner_import, programs, users
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+guard_blueprint(bp, lambda user: user.is_admin)
+
+PER_PAGE = 50
+NONE_CHOICE = (0, "—")
+
+
+def _choices(
+    id_column: sa.orm.InstrumentedAttribute[int], label: sa.orm.InstrumentedAttribute[str]
+) -> list[tuple[int, str]]:
+    """(id, label) pairs for a select field, by label."""
+    return list(db.session.execute(sa.select(id_column, label).order_by(label)).tuples())
+
+
+def _count(model: type[User | Program | Cohort | Organisation | Enrolment]) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    counts = {
+        "users": _count(User),
+        "programs": _count(Program),
+        "cohorts": _count(Cohort),
+        "organisations": _count(Organisation),
+        "enrolments": _count(Enrolment),
+    }
+    return render_template("admin/home.html", counts=counts)
+
+
+@bp.route("/users", methods=["GET", "POST"])
+def user_list() -> ResponseReturnValue:
+    form = UserForm()
+    form.organisation.choices = [NONE_CHOICE, *_choices(Organisation.id, Organisation.name)]
+    if form.validate_on_submit():
+        try:
+            user = users.create_user(
+                form.email.data,
+                form.name.data,
+                form.password.data or None,
+                organisation=db.session.get(Organisation, form.organisation.data),
+            )
+        except ServiceError as e:
+            flash(str(e), "error")
+        else:
+            flash(_("User %(email)s created.", email=user.email), "info")
+            return redirect(url_for(".user_detail", user_id=user.id))
+    query = sa.select(User).options(selectinload(User.grants)).order_by(User.email)
+    q = request.args.get("q", "").strip()
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(sa.or_(User.email.like(pattern), sa.func.lower(User.name).like(pattern)))
+    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    status = 400 if form.errors else 200
+    return render_template("admin/users.html", form=form, page=page, q=q), status
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+def user_detail(user_id: int) -> ResponseReturnValue:
+    user = db.get_or_404(User, user_id)
+    form = GrantForm()
+    form.program.choices = [NONE_CHOICE, *_choices(Program.id, Program.name)]
+    form.course.choices = [NONE_CHOICE, *_choices(Course.id, Course.title)]
+    if form.validate_on_submit():
+        try:
+            users.grant_role(
+                user,
+                Role(form.role.data),
+                program=db.session.get(Program, form.program.data),
+                course=db.session.get(Course, form.course.data),
+                granted_by=current_user,
+            )
+        except ServiceError as e:
+            flash(str(e), "error")
+        else:
+            flash(_("Role granted."), "info")
+            return redirect(url_for(".user_detail", user_id=user.id))
+    enrolments = db.session.scalars(
+        sa.select(Enrolment)
+        .where(Enrolment.user_id == user.id)
+        .options(selectinload(Enrolment.cohort))
+    ).all()
+    return render_template(
+        "admin/user.html", user=user, form=form, revoke_form=DeleteForm(), enrolments=enrolments
+    )
+
+
+@bp.post("/grants/<int:grant_id>/revoke")
+def revoke(grant_id: int) -> ResponseReturnValue:
+    grant = db.get_or_404(RoleGrant, grant_id)
+    user_id = grant.user_id
+    if DeleteForm().validate_on_submit():
+        if grant.user_id == current_user.id and grant.role == Role.ADMIN:
+            flash(_("You cannot revoke your own admin role."), "error")
+        else:
+            users.revoke_grant(grant)
+            flash(_("Role revoked."), "info")
+    return redirect(url_for(".user_detail", user_id=user_id))
+
+
+@bp.route("/programs", methods=["GET", "POST"])
+def program_list() -> ResponseReturnValue:
+    form = ProgramForm()
+    if form.validate_on_submit():
+        try:
+            program = programs.create_program(
+                form.name.data,
+                form.target_learners.data,
+                form.target_date.data,
+                slug=form.slug.data or None,
+                description=form.description.data or "",
+            )
+        except ServiceError as e:
+            flash(str(e), "error")
+        else:
+            flash(_("Program %(name)s created.", name=program.name), "info")
+            return redirect(url_for(".program_list"))
+    rows = db.session.scalars(sa.select(Program).order_by(Program.name)).all()
+    return render_template("admin/programs.html", form=form, programs=rows), (
+        400 if form.errors else 200
+    )
+
+
+@bp.route("/cohorts", methods=["GET", "POST"])
+def cohort_list() -> ResponseReturnValue:
+    form = CohortForm()
+    form.program.choices = _choices(Program.id, Program.name)
+    form.organisation.choices = [NONE_CHOICE, *_choices(Organisation.id, Organisation.name)]
+    form.courses.choices = _choices(Course.id, Course.title)
+    if form.validate_on_submit():
+        program = db.session.get(Program, form.program.data)
+        if program is None:
+            abort(400)
+        try:
+            cohort = programs.create_cohort(
+                program,
+                form.name.data,
+                form.starts_on.data,
+                form.ends_on.data,
+                slug=form.slug.data or None,
+                organisation=db.session.get(Organisation, form.organisation.data),
+                courses=db.session.scalars(
+                    sa.select(Course).where(Course.id.in_(form.courses.data or []))
+                ).all(),
+            )
+        except ServiceError as e:
+            flash(str(e), "error")
+        else:
+            flash(_("Cohort %(name)s created.", name=cohort.name), "info")
+            return redirect(url_for(".cohort_detail", slug=cohort.slug))
+    rows = db.session.scalars(
+        sa.select(Cohort)
+        .options(selectinload(Cohort.program), selectinload(Cohort.organisation))
+        .order_by(Cohort.starts_on.desc())
+    ).all()
+    return render_template("admin/cohorts.html", form=form, cohorts=rows), (
+        400 if form.errors else 200
+    )
+
+
+@bp.route("/cohorts/<slug>", methods=["GET", "POST"])
+def cohort_detail(slug: str) -> ResponseReturnValue:
+    cohort = db.first_or_404(sa.select(Cohort).where(Cohort.slug == slug))
+    form = ImportForm()
+    import_errors: list[learner_import.RowError] = []
+    status = 200
+    if form.validate_on_submit():
+        try:
+            report = learner_import.import_learners(cohort, form.file.data.read())
+        except learner_import.ImportRejected as e:
+            import_errors = e.errors
+            flash(_("Nothing was imported: fix the rows below and upload the file again."), "error")
+            status = 400
+        else:
+            flash(
+                _(
+                    "%(rows)d rows: %(created)d new users, %(enrolled)d newly enrolled, "
+                    "%(already)d already enrolled.",
+                    rows=report.rows,
+                    created=report.users_created,
+                    enrolled=report.enrolled,
+                    already=report.already_enrolled,
+                ),
+                "info",
+            )
+            return redirect(url_for(".cohort_detail", slug=cohort.slug))
+    elif form.errors:
+        status = 400
+    page = db.paginate(
+        sa.select(Enrolment)
+        .where(Enrolment.cohort_id == cohort.id)
+        .options(selectinload(Enrolment.user))
+        .join(Enrolment.user)
+        .order_by(User.email),
+        per_page=PER_PAGE,
+        error_out=False,
+    )
+    return render_template(
+        "admin/cohort.html", cohort=cohort, form=form, page=page, import_errors=import_errors
+    ), status
+
+
+@bp.route("/organisations", methods=["GET", "POST"])
+def organisation_list() -> ResponseReturnValue:
+    form = OrganisationForm()
+    if form.validate_on_submit():
+        try:
+            org = programs.create_organisation(form.name.data, OrganisationKind(form.kind.data))
+        except ServiceError as e:
+            flash(str(e), "error")
+        else:
+            flash(_("Organisation %(name)s created.", name=org.name), "info")
+            return redirect(url_for(".organisation_list"))
+    rows = db.session.scalars(sa.select(Organisation).order_by(Organisation.name)).all()
+    return render_template("admin/organisations.html", form=form, organisations=rows), (
+        400 if form.errors else 200
+    )

@@ -1,0 +1,3 @@
+from lms.auth.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,167 @@
+"""`flask --app wsgi lms <verb>`: the command line for admins and scripts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import sqlalchemy as sa
+
+from lms.extensions import db
+from lms.models import Course, Organisation, Role
+from lms.services import ServiceError, demo, learner_import, programs, users
+
+
+@click.group()
+def lms() -> None:
+    """Manage the LMS."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+@lms.command("demo")
+def demo_command() -> None:
+    """Load the demo programs, cohorts, learners and one user per role (once)."""
+    if demo.load():
+        click.echo("Demo data loaded.")
+    else:
+        click.echo("Demo data already present; nothing changed.")
+    click.echo(f"Demo logins (password: {demo.DEMO_PASSWORD}):")
+    for role, email in demo.DEMO_USERS.items():
+        click.echo(f"  {role:<12} {email}")
+
+
+@lms.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", default="")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--organisation", "organisation_slug", help="Slug of the user's organisation.")
+@click.option("--admin", is_flag=True, help="Make the user a site admin.")
+def create_user(
+    email: str, name: str, password: str, organisation_slug: str | None, admin: bool
+) -> None:
+    """Create a user who can sign in with a password."""
+    organisation = None
+    if organisation_slug:
+        organisation = db.session.scalar(
+            sa.select(Organisation).where(Organisation.slug == organisation_slug)
+        )
+        if organisation is None:
+            _fail(f"No organisation with slug {organisation_slug!r}.")
+    try:
+        user = users.create_user(email, name, password, organisation=organisation)
+        if admin:
+            users.grant_role(user, Role.ADMIN)
+    except ServiceError as e:
+        _fail(str(e))
+    click.echo(f"Created {user.email}" + (" (admin)" if admin else ""))
+
+
+@lms.command("grant-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+@click.option("--program", "program_slug", help="Program slug, for a coordinator.")
+@click.option("--course", "course_slug", help="Course slug, for an instructor.")
+def grant_role(email: str, role: str, program_slug: str | None, course_slug: str | None) -> None:
+    """Grant ROLE to the user with EMAIL, scoped to a program or course."""
+    user = users.find_by_email(email)
+    if user is None:
+        _fail(f"No user with email {email}.")
+    try:
+        program = programs.get_program(program_slug) if program_slug else None
+        course = None
+        if course_slug:
+            course = db.session.scalar(sa.select(Course).where(Course.slug == course_slug))
+            if course is None:
+                _fail(f"No course with slug {course_slug!r}.")
+        users.grant_role(user, Role(role), program=program, course=course)
+    except ServiceError as e:
+        _fail(str(e))
+    click.echo(f"Granted {role} to {user.email}.")
+
+
+@lms.command("create-program")
+@click.option("--name", required=True)
+@click.option("--target", "target_learners", type=click.IntRange(min=1), required=True)
+@click.option("--target-date", type=click.DateTime(formats=["%Y-%m-%d"]), required=True)
+@click.option("--slug")
+@click.option("--description", default="")
+def create_program(
+    name: str, target_learners: int, target_date: datetime, slug: str | None, description: str
+) -> None:
+    """Create a program with a learner target and a target date."""
+    try:
+        program = programs.create_program(
+            name, target_learners, target_date.date(), slug=slug, description=description
+        )
+    except ServiceError as e:
+        _fail(str(e))
+    click.echo(f"Created program {program.slug}.")
+
+
+@lms.command("create-cohort")
+@click.option("--program", "program_slug", required=True)
+@click.option("--name", required=True)
+@click.option("--starts-on", type=click.DateTime(formats=["%Y-%m-%d"]), required=True)
+@click.option("--ends-on", type=click.DateTime(formats=["%Y-%m-%d"]), required=True)
+@click.option("--slug")
+@click.option("--organisation", "organisation_slug")
+@click.option("--course", "course_slugs", multiple=True, help="A course taught; repeatable.")
+def create_cohort(
+    program_slug: str,
+    name: str,
+    starts_on: datetime,
+    ends_on: datetime,
+    slug: str | None,
+    organisation_slug: str | None,
+    course_slugs: tuple[str, ...],
+) -> None:
+    """Create a cohort of a program."""
+    try:
+        program = programs.get_program(program_slug)
+        organisation = None
+        if organisation_slug:
+            organisation = db.session.scalar(
+                sa.select(Organisation).where(Organisation.slug == organisation_slug)
+            )
+            if organisation is None:
+                _fail(f"No organisation with slug {organisation_slug!r}.")
+        courses = list(db.session.scalars(sa.select(Course).where(Course.slug.in_(course_slugs))))
+        missing = set(course_slugs) - {c.slug for c in courses}
+        if missing:
+            _fail("No course with slug: " + ", ".join(sorted(missing)))
+        cohort = programs.create_cohort(
+            program, name, starts_on.date(), ends_on.date(),
+            slug=slug, organisation=organisation, courses=courses,
+        )
+    except ServiceError as e:
+        _fail(str(e))
+    click.echo(f"Created cohort {cohort.slug}.")
+
+
+@lms.command("import-learners")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--cohort", "cohort_slug", required=True, help="Slug of the cohort to enrol into.")
+def import_learners(file: Path, cohort_slug: str) -> None:
+    """Enrol the learners listed in a CSV FILE (email, name, organisation) into a cohort."""
+    try:
+        cohort = programs.get_cohort(cohort_slug)
+    except ServiceError as e:
+        _fail(str(e))
+    data = file.read_bytes()
+    rows = max(data.count(b"\n"), 1)
+    with click.progressbar(length=rows, label="Importing", show_pos=True) as bar:
+        try:
+            report = learner_import.import_learners(cohort, data, on_progress=bar.update)
+        except learner_import.ImportRejected as e:
+            for error in e.errors:
+                click.echo(f"{file}:{error.line}: {error.message}", err=True)
+            _fail(f"{len(e.errors)} problems; nothing was imported.")
+    click.echo(
+        f"{report.rows} rows: {report.users_created} new users, {report.users_existing} existing; "
+        f"{report.enrolled} newly enrolled, {report.already_enrolled} already enrolled."
+    )

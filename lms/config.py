@@ -1,0 +1,79 @@
+"""Configuration: defaults, then LMS_* environment variables, then the test config."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+LANGUAGES = ("en", "vi", "ko")
+# Each language named in itself, for the language menu.
+LANGUAGE_NAMES = {"en": "English", "vi": "Tiếng Việt", "ko": "한국어"}
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # default: SQLite file in instance/
+    "QUEUE_URL": None,  # default: SQLite file in instance/ (Huey), redis://... to scale out
+    "DATA_DIR": None,  # default: instance/data
+    "GPU_SLOTS": "",
+    "KERNEL_POOL_SIZE": 2,
+    "KERNEL_GATEWAY_URL": "",
+    "SANDBOX": "bwrap",
+    "CELL_TIMEOUT": 30,
+    "NOTEBOOK_TIMEOUT": 300,
+    "MAX_UPLOAD_MB": 20,
+    # Failed sign-ins allowed before the form refuses for a while (Flask-Limiter syntax).
+    "LOGIN_LIMIT_PER_ACCOUNT": "5 per 15 minutes",
+    "LOGIN_LIMIT_PER_IP": "30 per 15 minutes",
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "BABEL_DEFAULT_LOCALE": "en",
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "RATELIMIT_HEADERS_ENABLED": True,
+}
+
+
+def load(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Fill app.config; derived settings are computed after all sources are read."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("LMS")
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    cfg = app.config
+    cfg["SQLALCHEMY_DATABASE_URI"] = cfg.get("SQLALCHEMY_DATABASE_URI") or cfg[
+        "DATABASE_URL"
+    ] or f"sqlite:///{instance / 'lms.sqlite3'}"
+    cfg["DATA_DIR"] = str(cfg["DATA_DIR"] or instance / "data")
+    cfg["QUEUE_URL"] = cfg["QUEUE_URL"] or f"sqlite:///{instance / 'queue.sqlite3'}"
+    cfg["MAX_CONTENT_LENGTH"] = int(cfg["MAX_UPLOAD_MB"]) * 1024 * 1024
+    queue_url = str(cfg["QUEUE_URL"])
+    cfg.setdefault(
+        "RATELIMIT_STORAGE_URI", queue_url if queue_url.startswith("redis") else "memory://"
+    )
+    if not cfg.get("SECRET_KEY"):
+        cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+
+
+def _instance_secret(path: Path) -> str:
+    """Read the generated secret key, creating it (owner-only) on first start."""
+    if path.exists():
+        return path.read_text().strip()
+    # Written whole to a private temp file, then linked into place: gunicorn workers starting
+    # together all end up reading the one key that won the race.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()

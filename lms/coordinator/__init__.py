@@ -1,0 +1,3 @@
+from lms.coordinator.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,19 @@
+"""Flask extensions, created unbound here and bound to the app in create_app()."""
+
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+
+from lms.models.base import Base
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
+# Storage comes from RATELIMIT_STORAGE_URI (memory, or Redis when the queue is Redis).
+limiter = Limiter(key_func=get_remote_address)

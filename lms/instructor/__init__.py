@@ -1,0 +1,3 @@
+from lms.instructor.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,38 @@
+"""The instructor's pages: the courses I teach and the cohorts taking them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, render_template
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from lms import reports
+from lms.access import guard_blueprint, may_see, taught_course_ids
+from lms.extensions import db
+from lms.models import Cohort, Course, Role, cohort_courses
+
+bp = Blueprint("instructor", __name__, url_prefix="/teach")
+guard_blueprint(bp, lambda user: user.is_admin or user.has_role(Role.INSTRUCTOR))
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    courses = reports.courses(taught_course_ids(current_user))
+    counts = reports.course_learner_counts([c.id for c in courses])
+    return render_template("instructor/home.html", courses=courses, counts=counts)
+
+
+@bp.get("/courses/<slug>")
+def course(slug: str) -> ResponseReturnValue:
+    found = db.session.scalar(sa.select(Course).where(Course.slug == slug))
+    # Someone else's course is answered like a missing one: its existence is not disclosed.
+    if found is None or not may_see(taught_course_ids(current_user), found.id):
+        abort(404)
+    cohorts = db.session.scalars(
+        sa.select(Cohort)
+        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
+        .where(cohort_courses.c.course_id == found.id)
+        .order_by(Cohort.starts_on.desc())
+    ).all()
+    return render_template("instructor/course.html", course=found, cohorts=cohorts)

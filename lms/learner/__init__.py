@@ -1,0 +1,3 @@
+from lms.learner.routes import bp
+
+__all__ = ["bp"]

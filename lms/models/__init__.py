@@ -1,0 +1,22 @@
+"""All models, importable from one place (and registered on Base.metadata on import)."""
+
+from lms.models.base import Base, utcnow
+from lms.models.courses import Course
+from lms.models.people import Organisation, OrganisationKind, Role, RoleGrant, User
+from lms.models.programs import Cohort, Enrolment, EnrolmentStatus, Program, cohort_courses
+
+__all__ = [
+    "Base",
+    "Cohort",
+    "Course",
+    "Enrolment",
+    "EnrolmentStatus",
+    "Organisation",
+    "OrganisationKind",
+    "Program",
+    "Role",
+    "RoleGrant",
+    "User",
+    "cohort_courses",
+    "utcnow",
+]

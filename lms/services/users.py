@@ -1,0 +1,119 @@
+"""Users, passwords and role grants."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from lms.extensions import db
+from lms.models import Course, Organisation, Program, Role, RoleGrant, User, utcnow
+from lms.services import ServiceError
+
+EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
+MIN_PASSWORD_LENGTH = 10
+# Checked when the email is unknown, so that a miss costs as long as a hit (no user enumeration).
+_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+
+
+class UserError(ServiceError):
+    pass
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def is_valid_email(email: str) -> bool:
+    return len(email) <= 254 and EMAIL_RE.match(email) is not None
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    return generate_password_hash(password, method="scrypt")
+
+
+def find_by_email(email: str) -> User | None:
+    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+
+
+def create_user(
+    email: str,
+    name: str,
+    password: str | None = None,
+    organisation: Organisation | None = None,
+    locale: str | None = None,
+) -> User:
+    email = normalize_email(email)
+    if not is_valid_email(email):
+        raise UserError(f"Not a valid email address: {email!r}.")
+    if find_by_email(email) is not None:
+        raise UserError(f"A user with email {email} already exists.")
+    user = User(
+        email=email,
+        name=name.strip() or email.split("@")[0],
+        password_hash=hash_password(password) if password else None,
+        organisation=organisation,
+        locale=locale,
+    )
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    db.session.commit()
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The active user with this email and password, or None (same cost either way)."""
+    user = find_by_email(email)
+    stored = user.password_hash if user is not None and user.password_hash else None
+    ok = check_password_hash(stored or _DUMMY_HASH, password)
+    if user is None or stored is None or not ok or not user.active:
+        return None
+    return user
+
+
+def record_login(user: User) -> None:
+    user.last_login_at = utcnow()
+    db.session.commit()
+
+
+def grant_role(
+    user: User,
+    role: Role,
+    *,
+    program: Program | None = None,
+    course: Course | None = None,
+    granted_by: User | None = None,
+) -> RoleGrant:
+    """Grant a role in its scope; granting one the user already has returns the existing one."""
+    if role == Role.COORDINATOR and (program is None or course is not None):
+        raise UserError("A coordinator role is granted for one program.")
+    if role == Role.INSTRUCTOR and (course is None or program is not None):
+        raise UserError("An instructor role is granted for one course.")
+    if role == Role.ADMIN and (program is not None or course is not None):
+        raise UserError("The admin role is site-wide: give no program or course.")
+    for grant in user.grants:
+        if grant.role == role and grant.program == program and grant.course == course:
+            return grant
+    grant = RoleGrant(
+        role=role, program=program, course=course, granted_by_id=granted_by.id if granted_by else None,
+    )
+    user.grants.append(grant)
+    db.session.commit()
+    return grant
+
+
+def revoke_grant(grant: RoleGrant) -> None:
+    db.session.delete(grant)
+    db.session.commit()
+
+
+def set_locale(user: User, locale: str) -> None:
+    user.locale = locale
+    db.session.commit()
