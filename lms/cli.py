@@ -160,7 +160,8 @@ def import_learners(file: Path, cohort_slug: str) -> None:
         except learner_import.ImportRejected as e:
             for error in e.errors:
                 click.echo(f"{file}:{error.line}: {error.message}", err=True)
-            _fail(f"{len(e.errors)} problems; nothing was imported.")
+            count = len(e.errors)
+            _fail(f"{count} problem{'s' if count != 1 else ''} found; nothing was imported.")
     click.echo(
         f"{report.rows} rows: {report.users_created} new users, {report.users_existing} existing; "
         f"{report.enrolled} newly enrolled, {report.already_enrolled} already enrolled."

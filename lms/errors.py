@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -22,7 +22,10 @@ def register(app: Flask) -> None:
         messages = {
             403: _("You do not have access to this page."),
             404: _("This page does not exist."),
-            413: _("The upload is too large."),
+            413: _(
+                "The upload is too large (the limit is %(mb)s MB).",
+                mb=current_app.config["MAX_UPLOAD_MB"],
+            ),
             429: _("Too many attempts. Please wait a few minutes and try again."),
         }
         message = messages.get(e.code, e.description or "")

@@ -13,6 +13,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -42,7 +43,7 @@ class UserForm(FlaskForm):  # type: ignore[misc]
 
 
 class GrantForm(FlaskForm):  # type: ignore[misc]
-    role = SelectField(_l("Role"), choices=[(r.value, r.value) for r in Role])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
     program = SelectField(_l("Program (for a coordinator)"), coerce=int)
     course = SelectField(_l("Course (for an instructor)"), coerce=int)
     submit = SubmitField(_l("Grant role"))
@@ -72,7 +73,7 @@ class CohortForm(FlaskForm):  # type: ignore[misc]
 
 class OrganisationForm(FlaskForm):  # type: ignore[misc]
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    kind = SelectField(_l("Kind"), choices=[(k.value, k.value) for k in OrganisationKind])
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(k.value) for k in OrganisationKind])
     submit = SubmitField(_l("Create organisation"))
 
 

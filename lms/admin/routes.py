@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
+from wtforms.fields.choices import SelectChoice
 
 from lms.access import guard_blueprint
 from lms.admin.forms import (
@@ -38,14 +39,15 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 guard_blueprint(bp, lambda user: user.is_admin)
 
 PER_PAGE = 50
-NONE_CHOICE = (0, "—")
+NONE_CHOICE = SelectChoice(0, "—")
 
 
 def _choices(
     id_column: sa.orm.InstrumentedAttribute[int], label: sa.orm.InstrumentedAttribute[str]
-) -> list[tuple[int, str]]:
-    """(id, label) pairs for a select field, by label."""
-    return list(db.session.execute(sa.select(id_column, label).order_by(label)).tuples())
+) -> list[SelectChoice]:
+    """Options for a select field: rows by label."""
+    query = sa.select(id_column, label).order_by(label)
+    return [SelectChoice(row_id, text) for row_id, text in db.session.execute(query).tuples()]
 
 
 def _count(model: type[User | Program | Cohort | Organisation | Enrolment]) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from lms.config import LANGUAGE_NAMES
@@ -21,7 +22,7 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
 
 
 class LanguageForm(FlaskForm):  # type: ignore[misc]
-    lang = SelectField(_l("Language"), choices=list(LANGUAGE_NAMES.items()))
+    lang = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()])
     submit = SubmitField(_l("Change language"))
 
 

@@ -1,0 +1,163 @@
+"""Fixtures shared by the whole suite.
+
+Every database test runs twice: on a SQLite file and on the PostgreSQL server named by
+LMS_TEST_DATABASE_URL (default: the local server, database `test`). PostgreSQL tests use a
+schema of their own per run, so runs never see each other's rows. An unreachable server makes
+those tests fail, never skip.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from werkzeug.test import TestResponse
+
+from lms import create_app
+from lms.extensions import db
+from lms.models import Base
+
+PG_URL = os.environ.get(
+    "LMS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("LMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PASSWORD = "correct-horse-battery"
+
+
+def pg_schema_url(schema: str) -> str:
+    """The PostgreSQL URL with every connection's search_path set to one schema."""
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str]:
+    """A schema of this run's own on the PostgreSQL server, with the tables created once."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        schema_engine = sa.create_engine(pg_schema_url(schema))
+        Base.metadata.create_all(schema_engine)
+        schema_engine.dispose()
+        yield schema
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        engine = sa.create_engine(url)
+        Base.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+        return
+    schema = request.getfixturevalue("pg_schema")
+    url = pg_schema_url(schema)
+    yield url
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def make_config(tmp_path: Path, database_url: str, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "QUEUE_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+        "RATELIMIT_STORAGE_URI": "memory://",
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def app_config(tmp_path: Path, database_url: str) -> dict[str, Any]:
+    """Override keys here (in a test or fixture) before asking for `app`."""
+    return make_config(tmp_path, database_url)
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in an empty context, as on a real server.
+
+    Tests hold an app context open for the services they call; without this, Flask would reuse
+    that context for every request, so `g` (and Flask-WTF's cached CSRF token in it) would leak
+    from one request, or one browser, into the next.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(app_config)
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    """The CSRF token a real browser would find in the form at path."""
+    html = client.get(path, follow_redirects=True).get_data(as_text=True)
+    match = CSRF_RE.search(html)
+    assert match, f"no CSRF token in {path}"
+    return match.group(1) or match.group(2)
+
+
+class Auth:
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def login(self, email: str, password: str = PASSWORD) -> TestResponse:
+        token = csrf_token(self.client, "/login")
+        return self.client.post(
+            "/login", data={"email": email, "password": password, "csrf_token": token}
+        )
+
+    def logout(self) -> TestResponse:
+        token = csrf_token(self.client, "/")
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> Auth:
+    return Auth(client)
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, Any], **kwargs: Any) -> TestResponse:
+    """POST to a form page with the CSRF token taken from the page itself."""
+    return client.post(path, data={**data, "csrf_token": csrf_token(client, path)}, **kwargs)

@@ -1,0 +1,80 @@
+"""Browser tests: `make run` serves the real app (gunicorn), headless Chromium drives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[str], base_url: str, log: Path) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.log = log
+
+
+@pytest.fixture(scope="session")
+def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`make run` on a fresh instance folder and a free port, stopped with Ctrl-C (SIGINT)."""
+    instance = tmp_path_factory.mktemp("instance")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
+    env.update(LMS_INSTANCE_PATH=str(instance), PORT=str(port))
+    log = instance / "make-run.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            with urllib.request.urlopen(server.base_url + "/healthz", timeout=2) as response:
+                if json.load(response)["status"] == "ok":
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"make run did not serve /healthz:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield server
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("make run did not stop on Ctrl-C")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: .ci/run installs it"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
