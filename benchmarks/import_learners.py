@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from lms import create_app
 from lms.extensions import db
-from lms.models import Base, Enrolment, OrganisationKind, User
+from lms.models import Base, Enrolment, Organisation, OrganisationKind, User
 from lms.services import learner_import, programs
 
 
@@ -31,7 +31,11 @@ def learner_csv(first: int, count: int, organisations: list[str]) -> bytes:
     writer.writerow(["email", "name", "organisation"])
     for n in range(first, first + count):
         writer.writerow(
-            [f"learner{n:06d}@bench.example.org", f"Learner {n}", organisations[n % len(organisations)]]
+            [
+                f"learner{n:06d}@bench.example.org",
+                f"Learner {n}",
+                organisations[n % len(organisations)],
+            ]
         )
     return out.getvalue().encode()
 
@@ -39,15 +43,19 @@ def learner_csv(first: int, count: int, organisations: list[str]) -> bytes:
 def naive_import(cohort_id: int, data: bytes) -> None:
     """What one writes first: look each learner up, add, flush, one row at a time."""
     reader = csv.DictReader(io.StringIO(data.decode()))
-    orgs = {o.name: o.id for o in db.session.scalars(sa.select(programs.Organisation))}
+    orgs = {o.name: o.id for o in db.session.scalars(sa.select(Organisation))}
     for row in reader:
         user = db.session.scalar(sa.select(User).where(User.email == row["email"]))
         if user is None:
-            user = User(email=row["email"], name=row["name"], organisation_id=orgs[row["organisation"]])
+            user = User(
+                email=row["email"], name=row["name"], organisation_id=orgs[row["organisation"]]
+            )
             db.session.add(user)
             db.session.flush()
         exists = db.session.scalar(
-            sa.select(Enrolment.id).where(Enrolment.user_id == user.id, Enrolment.cohort_id == cohort_id)
+            sa.select(Enrolment.id).where(
+                Enrolment.user_id == user.id, Enrolment.cohort_id == cohort_id
+            )
         )
         if exists is None:
             db.session.add(Enrolment(user_id=user.id, cohort_id=cohort_id))
@@ -65,8 +73,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         app = create_app(
-            {"SECRET_KEY": "bench", "DATABASE_URL": url, "DATA_DIR": tmp,
-             "QUEUE_URL": f"sqlite:///{Path(tmp) / 'q.sqlite3'}"}
+            {
+                "SECRET_KEY": "bench",
+                "DATABASE_URL": url,
+                "DATA_DIR": tmp,
+                "QUEUE_URL": f"sqlite:///{Path(tmp) / 'q.sqlite3'}",
+            }
         )
         with app.app_context():
             Base.metadata.drop_all(db.engine)

@@ -77,7 +77,7 @@ def _init_login(app: Flask) -> None:
     login_manager.login_message = lazy_gettext("Please sign in to open this page.")
     login_manager.session_protection = "strong"
 
-    @login_manager.user_loader
+    @login_manager.user_loader  # type: ignore[untyped-decorator]
     def load_user(user_id: str) -> User | None:
         user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
         return user if user is not None and user.active else None

@@ -135,8 +135,13 @@ def create_cohort(
         if missing:
             _fail("No course with slug: " + ", ".join(sorted(missing)))
         cohort = programs.create_cohort(
-            program, name, starts_on.date(), ends_on.date(),
-            slug=slug, organisation=organisation, courses=courses,
+            program,
+            name,
+            starts_on.date(),
+            ends_on.date(),
+            slug=slug,
+            organisation=organisation,
+            courses=courses,
         )
     except ServiceError as e:
         _fail(str(e))

@@ -46,9 +46,11 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     cfg = app.config
-    cfg["SQLALCHEMY_DATABASE_URI"] = cfg.get("SQLALCHEMY_DATABASE_URI") or cfg[
-        "DATABASE_URL"
-    ] or f"sqlite:///{instance / 'lms.sqlite3'}"
+    cfg["SQLALCHEMY_DATABASE_URI"] = (
+        cfg.get("SQLALCHEMY_DATABASE_URI")
+        or cfg["DATABASE_URL"]
+        or f"sqlite:///{instance / 'lms.sqlite3'}"
+    )
     cfg["DATA_DIR"] = str(cfg["DATA_DIR"] or instance / "data")
     cfg["QUEUE_URL"] = cfg["QUEUE_URL"] or f"sqlite:///{instance / 'queue.sqlite3'}"
     cfg["MAX_CONTENT_LENGTH"] = int(cfg["MAX_UPLOAD_MB"]) * 1024 * 1024

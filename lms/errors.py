@@ -12,7 +12,9 @@ from werkzeug.exceptions import HTTPException
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(e: CSRFError) -> ResponseReturnValue:
-        message = _("This form has expired or was not sent by this site. Reload the page and try again.")
+        message = _(
+            "This form has expired or was not sent by this site. Reload the page and try again."
+        )
         return render_template("errors/error.html", code=400, message=message), 400
 
     @app.errorhandler(HTTPException)

@@ -14,7 +14,9 @@ def user(email: str, *, password: str | None = PASSWORD, name: str = "") -> User
     return users.create_user(email, name or email.split("@")[0].title(), password)
 
 
-def organisation(name: str = "Gwangju City", kind: OrganisationKind = OrganisationKind.CITY) -> Organisation:
+def organisation(
+    name: str = "Gwangju City", kind: OrganisationKind = OrganisationKind.CITY
+) -> Organisation:
     return programs.create_organisation(name, kind)
 
 

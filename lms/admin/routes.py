@@ -87,7 +87,9 @@ def user_list() -> ResponseReturnValue:
     q = request.args.get("q", "").strip()
     if q:
         pattern = f"%{q.lower()}%"
-        query = query.where(sa.or_(User.email.like(pattern), sa.func.lower(User.name).like(pattern)))
+        query = query.where(
+            sa.or_(User.email.like(pattern), sa.func.lower(User.name).like(pattern))
+        )
     page = db.paginate(query, per_page=PER_PAGE, error_out=False)
     status = 400 if form.errors else 200
     return render_template("admin/users.html", form=form, page=page, q=q), status

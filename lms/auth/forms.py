@@ -11,7 +11,9 @@ from lms.config import LANGUAGE_NAMES
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
     email = StringField(
-        _l("Email"), validators=[DataRequired(), Length(max=254)], render_kw={"autocomplete": "username"}
+        _l("Email"),
+        validators=[DataRequired(), Length(max=254)],
+        render_kw={"autocomplete": "username"},
     )
     password = PasswordField(
         _l("Password"),
@@ -22,7 +24,9 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
 
 
 class LanguageForm(FlaskForm):  # type: ignore[misc]
-    lang = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()])
+    lang = SelectField(
+        _l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()]
+    )
     submit = SubmitField(_l("Change language"))
 
 

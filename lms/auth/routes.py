@@ -37,11 +37,15 @@ def _limit(name: str) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(
-    lambda: _limit("LOGIN_LIMIT_PER_IP"), key_func=_ip_key, methods=["POST"],
+    lambda: _limit("LOGIN_LIMIT_PER_IP"),
+    key_func=_ip_key,
+    methods=["POST"],
     deduct_when=_login_failed,
 )
 @limiter.limit(
-    lambda: _limit("LOGIN_LIMIT_PER_ACCOUNT"), key_func=_account_key, methods=["POST"],
+    lambda: _limit("LOGIN_LIMIT_PER_ACCOUNT"),
+    key_func=_account_key,
+    methods=["POST"],
     deduct_when=_login_failed,
 )
 def login() -> ResponseReturnValue:

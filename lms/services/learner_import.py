@@ -71,7 +71,9 @@ class ImportRejected(ServiceError):
     def __str__(self) -> str:
         shown = "; ".join(str(e) for e in self.errors[:5])
         more = len(self.errors) - 5
-        return f"Nothing was imported. {shown}" + (f"; and {more} more problems" if more > 0 else "")
+        return f"Nothing was imported. {shown}" + (
+            f"; and {more} more problems" if more > 0 else ""
+        )
 
 
 def parse(data: bytes) -> tuple[list[LearnerRow], list[RowError]]:
@@ -94,8 +96,10 @@ def parse(data: bytes) -> tuple[list[LearnerRow], list[RowError]]:
         errors.append(
             RowError(
                 1,
-                "unknown columns: " + ", ".join(repr(u) for u in unknown)
-                + "; allowed: " + ", ".join(COLUMNS),
+                "unknown columns: "
+                + ", ".join(repr(u) for u in unknown)
+                + "; allowed: "
+                + ", ".join(COLUMNS),
             )
         )
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
@@ -133,7 +137,9 @@ def parse(data: bytes) -> tuple[list[LearnerRow], list[RowError]]:
                 continue
             if email in first_line_of:
                 errors.append(
-                    RowError(line, f"duplicate email {email} (first on line {first_line_of[email]})")
+                    RowError(
+                        line, f"duplicate email {email} (first on line {first_line_of[email]})"
+                    )
                 )
                 continue
             first_line_of[email] = line
@@ -208,22 +214,24 @@ def import_learners(
         for chunk in _chunks(rows, CHUNK):
             now = utcnow()
             ids = _user_ids(r.email for r in chunk)
-            new_users = [
-                {
-                    "email": r.email,
-                    "name": r.name,
-                    "organisation_id": r.organisation_id,
-                    "active": True,
-                    "created_at": now,
-                }
-                for r in chunk
-                if r.email not in ids
-            ]
-            existing += len(chunk) - len(new_users)
-            if new_users:
-                db.session.execute(sa.insert(User), new_users)
-                created += len(new_users)
-                ids.update(_user_ids(u["email"] for u in new_users))
+            new_rows = [r for r in chunk if r.email not in ids]
+            existing += len(chunk) - len(new_rows)
+            if new_rows:
+                db.session.execute(
+                    sa.insert(User),
+                    [
+                        {
+                            "email": r.email,
+                            "name": r.name,
+                            "organisation_id": r.organisation_id,
+                            "active": True,
+                            "created_at": now,
+                        }
+                        for r in new_rows
+                    ],
+                )
+                created += len(new_rows)
+                ids.update(_user_ids(r.email for r in new_rows))
             to_enrol = [ids[r.email] for r in chunk if ids[r.email] not in already]
             if to_enrol:
                 db.session.execute(

@@ -34,9 +34,7 @@ def slugify(text: str) -> str:
 
 def _check_slug(model: type[Program | Cohort | Organisation | Course], slug: str) -> str:
     if not SLUG_RE.match(slug):
-        raise ProgramError(
-            f"Slug {slug!r} must be lowercase letters, digits and single hyphens."
-        )
+        raise ProgramError(f"Slug {slug!r} must be lowercase letters, digits and single hyphens.")
     if db.session.scalar(sa.select(model.id).where(model.slug == slug)) is not None:
         raise ProgramError(f"The slug {slug!r} is already taken.")
     return slug

@@ -102,7 +102,10 @@ def grant_role(
         if grant.role == role and grant.program == program and grant.course == course:
             return grant
     grant = RoleGrant(
-        role=role, program=program, course=course, granted_by_id=granted_by.id if granted_by else None,
+        role=role,
+        program=program,
+        course=course,
+        granted_by_id=granted_by.id if granted_by else None,
     )
     user.grants.append(grant)
     db.session.commit()

@@ -43,7 +43,11 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with log.open("w") as out:
         process = subprocess.Popen(
             ["make", "--no-print-directory", "run"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)

@@ -35,7 +35,9 @@ def test_make_run_serves_healthz_and_prints_the_logins(make_run: Server) -> None
 
 
 @pytest.mark.parametrize("email", list(DEMO_HOMES))
-def test_demo_user_signs_in_and_lands_on_home(make_run: Server, browser: Browser, email: str) -> None:
+def test_demo_user_signs_in_and_lands_on_home(
+    make_run: Server, browser: Browser, email: str
+) -> None:
     path, heading = DEMO_HOMES[email]
     page = browser.new_page()
     sign_in(page, make_run, email, "demo-password")
@@ -57,7 +59,9 @@ def test_wrong_password_stays_on_the_login_page(make_run: Server, browser: Brows
     page.close()
 
 
-def test_login_page_is_usable_on_a_phone_and_by_keyboard(make_run: Server, browser: Browser) -> None:
+def test_login_page_is_usable_on_a_phone_and_by_keyboard(
+    make_run: Server, browser: Browser
+) -> None:
     page = browser.new_page(viewport={"width": 375, "height": 740})
     page.goto(make_run.base_url + "/login")
     page.keyboard.press("Tab")  # the skip link comes first

@@ -59,9 +59,12 @@ def test_create_organisation_and_cohort_with_courses(admin_client: FlaskClient) 
     program = factories.program()
     course_a = factories.course("course-a", "Course A")
     factories.course("course-b", "Course B")
-    assert post_form(
-        admin_client, "/admin/organisations", {"name": "Da Nang Digital Hub", "kind": "city"}
-    ).status_code == 302
+    assert (
+        post_form(
+            admin_client, "/admin/organisations", {"name": "Da Nang Digital Hub", "kind": "city"}
+        ).status_code
+        == 302
+    )
     org = db.session.scalar(sa.select(Organisation))
     assert org is not None
     response = post_form(
@@ -89,8 +92,13 @@ def test_cohort_cannot_end_before_it_starts(admin_client: FlaskClient) -> None:
     response = post_form(
         admin_client,
         "/admin/cohorts",
-        {"program": program.id, "name": "Odd", "starts_on": "2026-09-01",
-         "ends_on": "2026-01-01", "organisation": 0},
+        {
+            "program": program.id,
+            "name": "Odd",
+            "starts_on": "2026-09-01",
+            "ends_on": "2026-01-01",
+            "organisation": 0,
+        },
     )
     assert "cannot end before it starts" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Cohort)) == 0
@@ -101,20 +109,30 @@ def test_create_user_then_grant_and_revoke_a_role(admin_client: FlaskClient, aut
     response = post_form(
         admin_client,
         "/admin/users",
-        {"email": "New.Teacher@Test.org", "name": "New Teacher", "password": "long-enough-pw",
-         "organisation": 0},
+        {
+            "email": "New.Teacher@Test.org",
+            "name": "New Teacher",
+            "password": "long-enough-pw",
+            "organisation": 0,
+        },
     )
     assert response.status_code == 302
     user = db.session.scalar(sa.select(User).where(User.email == "new.teacher@test.org"))
     assert user is not None
     detail = f"/admin/users/{user.id}"
-    assert post_form(
-        admin_client, detail, {"role": "instructor", "program": 0, "course": course.id}
-    ).status_code == 302
+    assert (
+        post_form(
+            admin_client, detail, {"role": "instructor", "program": 0, "course": course.id}
+        ).status_code
+        == 302
+    )
     grant = db.session.scalar(sa.select(RoleGrant).where(RoleGrant.user_id == user.id))
     assert grant is not None and grant.role == Role.INSTRUCTOR
     assert grant.granted_by_id is not None
-    assert post_form(admin_client, f"/admin/grants/{grant.id}/revoke", {}, headers={}).status_code == 302
+    assert (
+        post_form(admin_client, f"/admin/grants/{grant.id}/revoke", {}, headers={}).status_code
+        == 302
+    )
     assert db.session.scalar(sa.select(RoleGrant).where(RoleGrant.user_id == user.id)) is None
 
 

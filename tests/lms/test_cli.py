@@ -19,7 +19,9 @@ def table_counts() -> dict[str, int]:
     }
 
 
-def test_demo_loads_once_and_the_second_run_changes_nothing(app: Flask, runner: FlaskCliRunner) -> None:
+def test_demo_loads_once_and_the_second_run_changes_nothing(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
     first = runner.invoke(args=["lms", "demo"])
     assert first.exit_code == 0, first.output
     assert "Demo data loaded." in first.output
@@ -35,21 +37,30 @@ def test_demo_loads_once_and_the_second_run_changes_nothing(app: Flask, runner: 
 
 def test_demo_programs_users_and_roles(app: Flask, runner: FlaskCliRunner) -> None:
     runner.invoke(args=["lms", "demo"])
-    targets = dict(db.session.execute(sa.select(Program.name, Program.target_learners)).tuples().all())
+    targets = dict(
+        db.session.execute(sa.select(Program.name, Program.target_learners)).tuples().all()
+    )
     assert targets == {"Gwangju AI School": 1200, "National AI Engineers": 50000}
-    for role, email in (("admin", "admin@example.org"), ("coordinator", "coordinator@example.org"),
-                        ("instructor", "instructor@example.org")):
+    for role, email in (
+        ("admin", "admin@example.org"),
+        ("coordinator", "coordinator@example.org"),
+        ("instructor", "instructor@example.org"),
+    ):
         assert users.authenticate(email, "demo-password") is not None
         user = users.find_by_email(email)
         assert user is not None and user.has_role(Role(role))
     learner = users.authenticate("learner@example.org", "demo-password")
     assert learner is not None and learner.enrolments
     orgs = db.session.scalar(
-        sa.select(sa.func.count(sa.distinct(User.organisation_id))).where(User.organisation_id.isnot(None))
+        sa.select(sa.func.count(sa.distinct(User.organisation_id))).where(
+            User.organisation_id.isnot(None)
+        )
     )
     assert orgs is not None and orgs >= 4
     certified = db.session.scalar(
-        sa.select(sa.func.count()).select_from(Enrolment).where(Enrolment.status == EnrolmentStatus.CERTIFIED)
+        sa.select(sa.func.count())
+        .select_from(Enrolment)
+        .where(Enrolment.status == EnrolmentStatus.CERTIFIED)
     )
     assert certified
 
@@ -63,30 +74,72 @@ def test_create_user_program_cohort_and_grant(app: Flask, runner: FlaskCliRunner
     root = users.authenticate("root@test.org", "a-long-password")
     assert root is not None and root.is_admin
 
-    result = runner.invoke(args=["lms", "create-program", "--name", "Busan AI", "--target", "300",
-                                 "--target-date", "2028-06-30"])
+    result = runner.invoke(
+        args=[
+            "lms",
+            "create-program",
+            "--name",
+            "Busan AI",
+            "--target",
+            "300",
+            "--target-date",
+            "2028-06-30",
+        ]
+    )
     assert result.exit_code == 0, result.output
     factories.course("course-a", "Course A")
-    result = runner.invoke(args=["lms", "create-cohort", "--program", "busan-ai", "--name", "First",
-                                 "--starts-on", "2027-01-01", "--ends-on", "2027-06-30",
-                                 "--course", "course-a"])
+    result = runner.invoke(
+        args=[
+            "lms",
+            "create-cohort",
+            "--program",
+            "busan-ai",
+            "--name",
+            "First",
+            "--starts-on",
+            "2027-01-01",
+            "--ends-on",
+            "2027-06-30",
+            "--course",
+            "course-a",
+        ]
+    )
     assert result.exit_code == 0, result.output
     cohort = db.session.scalar(sa.select(Cohort).where(Cohort.slug == "busan-ai-first"))
     assert cohort is not None and [c.slug for c in cohort.courses] == ["course-a"]
 
-    runner.invoke(args=["lms", "create-user", "--email", "c@test.org"], input="pw-long-enough\npw-long-enough\n")
-    result = runner.invoke(args=["lms", "grant-role", "c@test.org", "coordinator", "--program", "busan-ai"])
+    runner.invoke(
+        args=["lms", "create-user", "--email", "c@test.org"],
+        input="pw-long-enough\npw-long-enough\n",
+    )
+    result = runner.invoke(
+        args=["lms", "grant-role", "c@test.org", "coordinator", "--program", "busan-ai"]
+    )
     assert result.exit_code == 0, result.output
     coordinator = users.find_by_email("c@test.org")
     assert coordinator is not None and coordinator.has_role(Role.COORDINATOR)
 
 
 def test_cli_errors_are_one_clear_line(app: Flask, runner: FlaskCliRunner) -> None:
-    result = runner.invoke(args=["lms", "create-cohort", "--program", "nope", "--name", "X",
-                                 "--starts-on", "2027-01-01", "--ends-on", "2027-06-30"])
+    result = runner.invoke(
+        args=[
+            "lms",
+            "create-cohort",
+            "--program",
+            "nope",
+            "--name",
+            "X",
+            "--starts-on",
+            "2027-01-01",
+            "--ends-on",
+            "2027-06-30",
+        ]
+    )
     assert result.exit_code == 1 and "No program with slug 'nope'" in result.output
     result = runner.invoke(args=["lms", "grant-role", "ghost@test.org", "admin"])
     assert result.exit_code == 1 and "No user with email ghost@test.org" in result.output
-    result = runner.invoke(args=["lms", "create-user", "--email", "bad"], input="pw-long-enough\npw-long-enough\n")
+    result = runner.invoke(
+        args=["lms", "create-user", "--email", "bad"], input="pw-long-enough\npw-long-enough\n"
+    )
     assert result.exit_code == 1 and "Not a valid email address" in result.output
     assert "Traceback" not in result.output

@@ -30,7 +30,9 @@ def test_defaults_are_embedded_in_instance(tmp_path: Path, monkeypatch: pytest.M
     assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
 
 
-def test_secret_key_is_generated_once_and_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_key_is_generated_once_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = bare_app(tmp_path, monkeypatch)
     second = bare_app(tmp_path, monkeypatch)
     key_file = tmp_path / "instance" / "secret_key"
@@ -39,7 +41,9 @@ def test_secret_key_is_generated_once_and_private(tmp_path: Path, monkeypatch: p
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
-def test_environment_variables_configure_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_variables_configure_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = bare_app(
         tmp_path,
         monkeypatch,

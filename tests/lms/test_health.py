@@ -27,7 +27,8 @@ def health_of(tmp_path: Path, **overrides: Any) -> tuple[int, dict[str, Any]]:
 
 def test_redis_queue_is_pinged(tmp_path: Path) -> None:
     assert health_of(tmp_path, QUEUE_URL=REDIS_URL) == (
-        200, {"status": "ok", "db": "ok", "queue": "ok"}
+        200,
+        {"status": "ok", "db": "ok", "queue": "ok"},
     )
 
 

@@ -32,11 +32,11 @@ def counts() -> tuple[int, int]:
 
 
 GOOD = (
-    "email,name,organisation\n"
-    "minji.kim@example.org,Kim Minji,Mokpo Offshore Wind Co.\n"
-    "An.Nguyen@Example.org,Nguyen An,mokpo-offshore-wind-co\n"
-    "duc@example.org,,\n"
-).encode()
+    b"email,name,organisation\n"
+    b"minji.kim@example.org,Kim Minji,Mokpo Offshore Wind Co.\n"
+    b"An.Nguyen@Example.org,Nguyen An,mokpo-offshore-wind-co\n"
+    b"duc@example.org,,\n"
+)
 
 
 def test_import_creates_users_and_enrolments(cohort: Cohort) -> None:
@@ -55,12 +55,16 @@ def test_import_creates_users_and_enrolments(cohort: Cohort) -> None:
 
 def test_reimporting_the_same_file_changes_nothing(cohort: Cohort) -> None:
     learner_import.import_learners(cohort, GOOD)
-    before = [(u.id, u.email, u.name, u.organisation_id) for u in db.session.scalars(
-        sa.select(User).order_by(User.id))]
+    before = [
+        (u.id, u.email, u.name, u.organisation_id)
+        for u in db.session.scalars(sa.select(User).order_by(User.id))
+    ]
     report = learner_import.import_learners(cohort, GOOD)
     db.session.expire_all()
-    after = [(u.id, u.email, u.name, u.organisation_id) for u in db.session.scalars(
-        sa.select(User).order_by(User.id))]
+    after = [
+        (u.id, u.email, u.name, u.organisation_id)
+        for u in db.session.scalars(sa.select(User).order_by(User.id))
+    ]
     assert before == after
     assert counts() == (3, 3)
     assert report.users_created == 0 and report.enrolled == 0
@@ -153,7 +157,9 @@ def test_all_errors_are_reported_not_just_the_first(cohort: Cohort) -> None:
     assert [e.line for e in rejected(cohort, data)] == [2, 3, 5]
 
 
-def test_cli_imports_with_a_progress_bar(cohort: Cohort, runner: FlaskCliRunner, tmp_path: Path) -> None:
+def test_cli_imports_with_a_progress_bar(
+    cohort: Cohort, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
     path = tmp_path / "learners.csv"
     path.write_bytes(GOOD)
     result = runner.invoke(args=["lms", "import-learners", str(path), "--cohort", "gwangju-spring"])
@@ -165,7 +171,9 @@ def test_cli_imports_with_a_progress_bar(cohort: Cohort, runner: FlaskCliRunner,
     assert counts() == (3, 3)
 
 
-def test_cli_reports_bad_rows_and_fails(cohort: Cohort, runner: FlaskCliRunner, tmp_path: Path) -> None:
+def test_cli_reports_bad_rows_and_fails(
+    cohort: Cohort, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(b"email,name\n,Someone\nx@example.org,X\nx@example.org,X\n")
     result = runner.invoke(args=["lms", "import-learners", str(path), "--cohort", "gwangju-spring"])
@@ -194,7 +202,9 @@ def upload(client: FlaskClient, data: bytes, filename: str = "learners.csv") -> 
     return f"{response.status_code} " + response.get_data(as_text=True)
 
 
-def test_upload_form_imports_and_shows_the_summary(cohort: Cohort, client: FlaskClient, auth: Auth) -> None:
+def test_upload_form_imports_and_shows_the_summary(
+    cohort: Cohort, client: FlaskClient, auth: Auth
+) -> None:
     factories.admin("boss@test.org")
     auth.login("boss@test.org")
     page = upload(client, GOOD)
@@ -216,7 +226,9 @@ def test_upload_form_lists_bad_rows_and_imports_nothing(
     assert counts() == (1, 0)  # only the admin
 
 
-def test_upload_form_refuses_other_file_types(cohort: Cohort, client: FlaskClient, auth: Auth) -> None:
+def test_upload_form_refuses_other_file_types(
+    cohort: Cohort, client: FlaskClient, auth: Auth
+) -> None:
     factories.admin("boss@test.org")
     auth.login("boss@test.org")
     page = upload(client, b"\x89PNG...", filename="photo.png")
@@ -229,7 +241,9 @@ def tiny_uploads(app_config: dict[str, object]) -> None:
 
 
 @pytest.mark.usefixtures("tiny_uploads")
-def test_upload_over_the_size_limit_gets_413(cohort: Cohort, client: FlaskClient, auth: Auth) -> None:
+def test_upload_over_the_size_limit_gets_413(
+    cohort: Cohort, client: FlaskClient, auth: Auth
+) -> None:
     factories.admin("boss@test.org")
     auth.login("boss@test.org")
     path = "/admin/cohorts/gwangju-spring"

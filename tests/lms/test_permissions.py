@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from lms.models import User
 from tests import factories
 from tests.conftest import Auth
 
@@ -97,7 +99,9 @@ def test_coordinator_sees_only_their_programs(client: FlaskClient, auth: Auth) -
     home = client.get("/coordinate/").get_data(as_text=True)
     assert "Gwangju AI School" in home
     assert "National AI Engineers" not in home
-    assert re.search(r'<td class="num">1,200</td>\s*<td>2027-12-31</td>\s*<td class="num">3</td>', home)
+    assert re.search(
+        r'<td class="num">1,200</td>\s*<td>2027-12-31</td>\s*<td class="num">3</td>', home
+    )
     assert client.get(f"/coordinate/programs/{mine.slug}").status_code == 200
     assert client.get(f"/coordinate/programs/{other.slug}").status_code == 404
     assert client.get("/teach/").status_code == 403
@@ -109,8 +113,13 @@ def test_admin_may_open_every_role_page(client: FlaskClient, auth: Auth) -> None
     program = factories.program()
     factories.admin("boss@test.org")
     auth.login("boss@test.org")
-    for url in ("/admin/", "/coordinate/", f"/coordinate/programs/{program.slug}", "/teach/",
-                f"/teach/courses/{course.slug}"):
+    for url in (
+        "/admin/",
+        "/coordinate/",
+        f"/coordinate/programs/{program.slug}",
+        "/teach/",
+        f"/teach/courses/{course.slug}",
+    ):
         assert client.get(url).status_code == 200, url
 
 
@@ -123,7 +132,9 @@ def test_admin_may_open_every_role_page(client: FlaskClient, auth: Auth) -> None
         (lambda: factories.learner(factories.cohort(factories.program()), "u@test.org"), "/learn/"),
     ],
 )
-def test_each_role_lands_on_its_own_home(client: FlaskClient, auth: Auth, make, home) -> None:  # type: ignore[no-untyped-def]
+def test_each_role_lands_on_its_own_home(
+    client: FlaskClient, auth: Auth, make: Callable[[], User], home: str
+) -> None:
     make()
     response = auth.login("u@test.org")
     assert client.get(response.headers["Location"]).headers["Location"] == home
@@ -137,7 +148,9 @@ def test_user_with_no_role_gets_a_welcome_page(client: FlaskClient, auth: Auth) 
     assert "not enrolled" in response.get_data(as_text=True)
 
 
-def test_revoked_role_takes_effect_on_next_request(app: Flask, client: FlaskClient, auth: Auth) -> None:
+def test_revoked_role_takes_effect_on_next_request(
+    app: Flask, client: FlaskClient, auth: Auth
+) -> None:
     from lms.services import users
 
     teacher = factories.instructor(factories.course(), "teacher@test.org")

@@ -1,0 +1,25 @@
+# One image for the web process (and, once the grading service lands, the queue worker).
+# It mirrors the Makefile: install requirements, compile translations, migrate, run gunicorn.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    FLASK_APP=wsgi \
+    LMS_INSTANCE_PATH=/var/lib/lms
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+RUN pybabel compile -d lms/translations \
+    && useradd --system --uid 10001 --create-home --home-dir /var/lib/lms lms \
+    && chmod +x docker/entrypoint.sh
+
+USER 10001
+VOLUME ["/var/lib/lms"]
+EXPOSE 8000
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
+CMD ["web"]
