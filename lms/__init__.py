@@ -34,11 +34,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale)
     _init_login(app)
 
-    from lms import admin, auth, cli, coordinator, errors, health, instructor, learner
+    from lms import admin, auth, cli, coordinator, errors, health, instructor, labels, learner
 
     for module in (health, auth, learner, instructor, coordinator, admin):
         app.register_blueprint(module.bp)
     errors.register(app)
+    labels.register(app)
     app.cli.add_command(cli.lms)
 
     app.add_url_rule("/", "index", index)
@@ -75,7 +76,8 @@ def _init_login(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = lazy_gettext("Please sign in to open this page.")
-    login_manager.session_protection = "strong"
+    # "basic": a changed address (a phone switching networks) only marks the session non-fresh.
+    login_manager.session_protection = "basic"
 
     @login_manager.user_loader  # type: ignore[untyped-decorator]
     def load_user(user_id: str) -> User | None:

@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from lms.forms import EmailAddress
+from lms.labels import LABELS
 from lms.models import OrganisationKind, Role
 from lms.services.users import MIN_PASSWORD_LENGTH
 
@@ -43,7 +44,7 @@ class UserForm(FlaskForm):  # type: ignore[misc]
 
 
 class GrantForm(FlaskForm):  # type: ignore[misc]
-    role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r.value, LABELS[r]) for r in Role])
     program = SelectField(_l("Program (for a coordinator)"), coerce=int)
     course = SelectField(_l("Course (for an instructor)"), coerce=int)
     submit = SubmitField(_l("Grant role"))
@@ -73,7 +74,9 @@ class CohortForm(FlaskForm):  # type: ignore[misc]
 
 class OrganisationForm(FlaskForm):  # type: ignore[misc]
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    kind = SelectField(_l("Kind"), choices=[SelectChoice(k.value) for k in OrganisationKind])
+    kind = SelectField(
+        _l("Kind"), choices=[SelectChoice(k.value, LABELS[k]) for k in OrganisationKind]
+    )
     submit = SubmitField(_l("Create organisation"))
 
 
