@@ -59,8 +59,7 @@ def program_progress(program_ids: set[int] | None) -> list[tuple[Program, Progre
 
 
 def cohort_progress(program: Program) -> list[tuple[Cohort, Progress]]:
-    """The program's cohorts with their counts; a cohort's target is its share of nothing yet,
-    so it reports against the program's target."""
+    """The program's cohorts with their counts, measured against the program's target."""
     query = (
         sa.select(Cohort, *_counts())
         .outerjoin(Enrolment, Enrolment.cohort_id == Cohort.id)

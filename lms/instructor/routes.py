@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from sqlalchemy.orm import selectinload
 
 from lms import reports
 from lms.access import guard_blueprint, may_see, taught_course_ids
@@ -33,6 +34,7 @@ def course(slug: str) -> ResponseReturnValue:
         sa.select(Cohort)
         .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
         .where(cohort_courses.c.course_id == found.id)
+        .options(selectinload(Cohort.program))
         .order_by(Cohort.starts_on.desc())
     ).all()
     return render_template("instructor/course.html", course=found, cohorts=cohorts)
