@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-import sqlalchemy as sa
 
-from lms.extensions import db
-from lms.models import Course, Organisation, Role
+from lms.models import Role
 from lms.services import ServiceError, demo, learner_import, programs, users
 
 
@@ -45,14 +43,8 @@ def create_user(
     email: str, name: str, password: str, organisation_slug: str | None, admin: bool
 ) -> None:
     """Create a user who can sign in with a password."""
-    organisation = None
-    if organisation_slug:
-        organisation = db.session.scalar(
-            sa.select(Organisation).where(Organisation.slug == organisation_slug)
-        )
-        if organisation is None:
-            _fail(f"No organisation with slug {organisation_slug!r}.")
     try:
+        organisation = programs.get_organisation(organisation_slug) if organisation_slug else None
         user = users.create_user(email, name, password, organisation=organisation)
         if admin:
             users.grant_role(user, Role.ADMIN)
@@ -73,11 +65,7 @@ def grant_role(email: str, role: str, program_slug: str | None, course_slug: str
         _fail(f"No user with email {email}.")
     try:
         program = programs.get_program(program_slug) if program_slug else None
-        course = None
-        if course_slug:
-            course = db.session.scalar(sa.select(Course).where(Course.slug == course_slug))
-            if course is None:
-                _fail(f"No course with slug {course_slug!r}.")
+        course = programs.get_course(course_slug) if course_slug else None
         users.grant_role(user, Role(role), program=program, course=course)
     except ServiceError as e:
         _fail(str(e))
@@ -123,17 +111,8 @@ def create_cohort(
     """Create a cohort of a program."""
     try:
         program = programs.get_program(program_slug)
-        organisation = None
-        if organisation_slug:
-            organisation = db.session.scalar(
-                sa.select(Organisation).where(Organisation.slug == organisation_slug)
-            )
-            if organisation is None:
-                _fail(f"No organisation with slug {organisation_slug!r}.")
-        courses = list(db.session.scalars(sa.select(Course).where(Course.slug.in_(course_slugs))))
-        missing = set(course_slugs) - {c.slug for c in courses}
-        if missing:
-            _fail("No course with slug: " + ", ".join(sorted(missing)))
+        organisation = programs.get_organisation(organisation_slug) if organisation_slug else None
+        courses = [programs.get_course(slug) for slug in course_slugs]
         cohort = programs.create_cohort(
             program,
             name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -20,6 +21,8 @@ from lms.models import (
     User,
 )
 from lms.services import ServiceError
+
+SluggedT = TypeVar("SluggedT", Program, Cohort, Organisation, Course)
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -128,15 +131,24 @@ def enrol(user: User, cohort: Cohort) -> Enrolment:
     return enrolment
 
 
+def _by_slug(model: type[SluggedT], slug: str, what: str) -> SluggedT:
+    found = db.session.scalar(sa.select(model).where(model.slug == slug))
+    if found is None:
+        raise ProgramError(f"No {what} with slug {slug!r}.")
+    return found
+
+
 def get_cohort(slug: str) -> Cohort:
-    cohort = db.session.scalar(sa.select(Cohort).where(Cohort.slug == slug))
-    if cohort is None:
-        raise ProgramError(f"No cohort with slug {slug!r}.")
-    return cohort
+    return _by_slug(Cohort, slug, "cohort")
 
 
 def get_program(slug: str) -> Program:
-    program = db.session.scalar(sa.select(Program).where(Program.slug == slug))
-    if program is None:
-        raise ProgramError(f"No program with slug {slug!r}.")
-    return program
+    return _by_slug(Program, slug, "program")
+
+
+def get_organisation(slug: str) -> Organisation:
+    return _by_slug(Organisation, slug, "organisation")
+
+
+def get_course(slug: str) -> Course:
+    return _by_slug(Course, slug, "course")

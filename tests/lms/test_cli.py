@@ -136,6 +136,24 @@ def test_cli_errors_are_one_clear_line(app: Flask, runner: FlaskCliRunner) -> No
         ]
     )
     assert result.exit_code == 1 and "No program with slug 'nope'" in result.output
+    factories.program("Busan AI")
+    result = runner.invoke(
+        args=[
+            "lms",
+            "create-cohort",
+            "--program",
+            "busan-ai",
+            "--name",
+            "X",
+            "--starts-on",
+            "2027-01-01",
+            "--ends-on",
+            "2027-06-30",
+            "--course",
+            "no-such-course",
+        ]
+    )
+    assert result.exit_code == 1 and "No course with slug 'no-such-course'" in result.output
     result = runner.invoke(args=["lms", "grant-role", "ghost@test.org", "admin"])
     assert result.exit_code == 1 and "No user with email ghost@test.org" in result.output
     result = runner.invoke(
