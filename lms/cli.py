@@ -150,3 +150,131 @@ def import_learners(file: Path, cohort_slug: str) -> None:
         f"{report.rows} rows: {report.users_created} new users, {report.users_existing} existing; "
         f"{report.enrolled} newly enrolled, {report.already_enrolled} already enrolled."
     )
+
+
+def _courses_root() -> Path:
+    from flask import current_app
+
+    return Path(current_app.config["COURSES_DIR"])
+
+
+@lms.command("sync-courses")
+@click.option("--force", is_flag=True, help="Allow changes to released assignments (new version).")
+@click.option("--actor", default="cli", help="Who is syncing, recorded with forced changes.")
+def sync_courses(force: bool, actor: str) -> None:
+    """Load courses/ into the database (idempotent; versioned by content hash)."""
+    from lms.services import catalog
+
+    try:
+        report = catalog.sync(_courses_root(), force=force, actor=actor)
+    except catalog.CatalogError as e:
+        for problem in e.problems:
+            click.echo(f"  {problem}", err=True)
+        _fail(f"{len(e.problems)} problem(s); nothing was synced.")
+    for label, items in (
+        ("new", report.created),
+        ("updated", report.updated),
+        ("new version", report.new_versions),
+        ("no longer in courses/", report.deactivated),
+    ):
+        for item in items:
+            click.echo(f"  {label}: {item}")
+    click.echo(
+        f"Synced: {len(report.created)} new, {len(report.updated)} updated, "
+        f"{len(report.new_versions)} new versions, {len(report.unchanged)} unchanged; "
+        f"{report.scheduled} cohort dates scheduled."
+    )
+
+
+@lms.command("release")
+@click.option("--course", "course_slug", help="Only this course.")
+def release_command(course_slug: str | None) -> None:
+    """Generate the learner version of every assignment version not yet released."""
+    from lms.services import releases
+
+    pending = [a for a in releases.unreleased() if not course_slug or a.course.slug == course_slug]
+    if not pending:
+        click.echo("Every assignment version is released.")
+        return
+    with click.progressbar(pending, label="Releasing", item_show_func=_slug_of) as bar:
+        for assignment in bar:
+            try:
+                releases.release(assignment)
+            except ServiceError as e:
+                _fail(str(e))
+    click.echo(f"Released {len(pending)} assignment version(s).")
+
+
+def _slug_of(assignment: object) -> str:
+    return getattr(assignment, "slug", "") or ""
+
+
+@lms.command("check-courses")
+@click.option("--course", "course_slug", help="Only this course.")
+def check_courses(course_slug: str | None) -> None:
+    """Validate courses/ and grade with stock nbgrader: sources full marks, releases zero."""
+    import tempfile
+    import time
+
+    from autograder.nbgrader_cli import NbgraderError
+    from autograder.release import generate_release
+    from autograder.stock import grade_stock
+    from lms.services import catalog
+
+    specs, problems = catalog.load(_courses_root())
+    assignments = [
+        (course.slug, a)
+        for course in specs
+        for a in course.assignments
+        if not course_slug or course.slug == course_slug
+    ]
+    slowest = ("", 0.0)
+    with click.progressbar(assignments, label="Checking", item_show_func=_check_label) as bar:
+        for course, assignment in bar:
+            where = f"{course}/{assignment.slug}"
+            started = time.perf_counter()
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    release = Path(tmp) / assignment.slug
+                    generate_release(assignment.folder, release)
+                    results = grade_stock(
+                        assignment.folder, {"source": assignment.folder, "release": release}
+                    )
+            except NbgraderError as e:
+                problems.append(f"{where}: {e}")
+                continue
+            seconds = time.perf_counter() - started
+            slowest = max(slowest, (where, results["source"].seconds), key=lambda s: s[1])
+            source_score, possible = results["source"].autograded()
+            release_score, _ = results["release"].autograded()
+            if source_score != possible:
+                failed = [
+                    gid
+                    for nb in results["source"].notebooks.values()
+                    for gid, c in nb.cells.items()
+                    if c.status in ("failed", "partial")
+                ]
+                problems.append(
+                    f"{where}: the source scores {source_score:g} of {possible:g} "
+                    f"autograded points (failing: {', '.join(failed)})"
+                )
+            if release_score != 0:
+                problems.append(
+                    f"{where}: the untouched release scores {release_score:g} (must be 0)"
+                )
+            click.echo(
+                f"\n  {where}: source {source_score:g}/{possible:g}, release "
+                f"{release_score:g}, {seconds:.1f} s",
+            )
+    for problem in problems:
+        click.echo(f"PROBLEM {problem}", err=True)
+    if problems:
+        _fail(f"{len(problems)} problem(s) in courses/")
+    click.echo(
+        f"All {len(assignments)} assignments pass; slowest to grade: {slowest[0]} "
+        f"({slowest[1]:.1f} s per submission with stock nbgrader)."
+    )
+
+
+def _check_label(item: object) -> str:
+    return f"{item[0]}/{item[1].slug}" if isinstance(item, tuple) else ""

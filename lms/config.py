@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # default: SQLite file in instance/
     "QUEUE_URL": None,  # default: SQLite file in instance/ (Huey), redis://... to scale out
     "DATA_DIR": None,  # default: instance/data
+    "COURSES_DIR": None,  # default: courses/ beside lms/
     "GPU_SLOTS": "",
     "KERNEL_POOL_SIZE": 2,
     "KERNEL_GATEWAY_URL": "",
@@ -52,6 +53,7 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         or f"sqlite:///{instance / 'lms.sqlite3'}"
     )
     cfg["DATA_DIR"] = str(cfg["DATA_DIR"] or instance / "data")
+    cfg["COURSES_DIR"] = str(cfg["COURSES_DIR"] or Path(app.root_path).parent / "courses")
     cfg["QUEUE_URL"] = cfg["QUEUE_URL"] or f"sqlite:///{instance / 'queue.sqlite3'}"
     cfg["MAX_CONTENT_LENGTH"] = int(cfg["MAX_UPLOAD_MB"]) * 1024 * 1024
     queue_url = str(cfg["QUEUE_URL"])

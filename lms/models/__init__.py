@@ -1,11 +1,35 @@
 """All models, importable from one place (and registered on Base.metadata on import)."""
 
 from lms.models.base import Base, utcnow
-from lms.models.courses import Course
+from lms.models.courses import (
+    Assignment,
+    AssignmentChange,
+    AssignmentNotebook,
+    CellKind,
+    Course,
+    GradedCell,
+    Level,
+    Release,
+)
 from lms.models.people import Organisation, OrganisationKind, Role, RoleGrant, User
-from lms.models.programs import Cohort, Enrolment, EnrolmentStatus, Program, cohort_courses
+from lms.models.programs import (
+    Cohort,
+    CohortAssignment,
+    Enrolment,
+    EnrolmentStatus,
+    Program,
+    cohort_courses,
+)
 
 __all__ = [
+    "Assignment",
+    "AssignmentChange",
+    "AssignmentNotebook",
+    "CellKind",
+    "CohortAssignment",
+    "GradedCell",
+    "Level",
+    "Release",
     "Base",
     "Cohort",
     "Course",

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.models.base import Base, enum_column, utcnow
-from lms.models.courses import Course
+from lms.models.courses import Assignment, Course
 from lms.models.people import Organisation, User
 
 cohort_courses = sa.Table(
@@ -99,3 +99,21 @@ class Enrolment(Base):
 
     user: Mapped[User] = relationship(back_populates="enrolments")
     cohort: Mapped[Cohort] = relationship(back_populates="enrolments")
+
+
+class CohortAssignment(Base):
+    """When an assignment opens and is due for one cohort (defaults from course.toml)."""
+
+    __tablename__ = "cohort_assignments"
+    __table_args__ = (sa.UniqueConstraint("cohort_id", "assignment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(sa.ForeignKey("cohorts.id", ondelete="CASCADE"))
+    assignment_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("assignments.id", ondelete="CASCADE"), index=True
+    )
+    opens_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+
+    cohort: Mapped[Cohort] = relationship()
+    assignment: Mapped[Assignment] = relationship()

@@ -1,0 +1,61 @@
+"""Grading results as frozen plain data, and their JSON shape (ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+CellStatus = Literal["passed", "partial", "failed", "unanswered", "needs_grading", "graded"]
+
+
+@dataclass(frozen=True)
+class CellResult:
+    score: float
+    max_score: float
+    status: CellStatus
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    score: float
+    max_score: float
+    cells: dict[str, CellResult]
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    score: float
+    max_score: float
+    notebooks: dict[str, NotebookResult]
+    errors: tuple[str, ...] = ()
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def autograded(self) -> tuple[float, float]:
+        """(points scored, points possible) over the autograded test cells only."""
+        cells = [
+            c
+            for nb in self.notebooks.values()
+            for c in nb.cells.values()
+            if c.status in ("passed", "partial", "failed")
+        ]
+        return sum(c.score for c in cells), sum(c.max_score for c in cells)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "max_score": self.max_score,
+            "notebooks": {
+                name: {
+                    "score": nb.score,
+                    "max_score": nb.max_score,
+                    "cells": {
+                        gid: {"score": c.score, "max_score": c.max_score, "status": c.status}
+                        for gid, c in nb.cells.items()
+                    },
+                }
+                for name, nb in self.notebooks.items()
+            },
+            "errors": list(self.errors),
+            "seconds": round(self.seconds, 3),
+        }
