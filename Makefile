@@ -32,6 +32,7 @@ messages: $(VENV)/.runtime
 run: $(VENV)/.runtime translations
 	$(BIN)/flask db upgrade
 	$(BIN)/flask lms demo
+	$(BIN)/flask lms release
 	@echo
 	@echo "  Open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	@echo
@@ -47,6 +48,7 @@ typecheck: $(VENV)/.dev
 
 test: $(VENV)/.dev translations lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/flask lms check-courses
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ def _fail(message: str) -> NoReturn:
 @lms.command("demo")
 def demo_command() -> None:
     """Load the demo programs, cohorts, learners and one user per role (once)."""
-    if demo.load():
+    if demo.load(_courses_root()):
         click.echo("Demo data loaded.")
     else:
         click.echo("Demo data already present; nothing changed.")

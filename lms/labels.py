@@ -8,7 +8,7 @@ from flask import Flask
 from flask_babel import format_number
 from flask_babel import lazy_gettext as _l
 
-from lms.models import EnrolmentStatus, OrganisationKind, Role
+from lms.models import CellKind, EnrolmentStatus, OrganisationKind, Role
 
 LABELS: dict[enum.StrEnum, str] = {
     EnrolmentStatus.ENROLLED: _l("enrolled"),
@@ -24,6 +24,8 @@ LABELS: dict[enum.StrEnum, str] = {
     OrganisationKind.CITY: _l("city"),
     OrganisationKind.GOVERNMENT: _l("government"),
     OrganisationKind.OTHER: _l("other"),
+    CellKind.AUTOGRADED: _l("autograded test"),
+    CellKind.MANUAL: _l("written answer, graded by hand"),
 }
 
 

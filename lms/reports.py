@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from lms.extensions import db
-from lms.models import Cohort, Course, Enrolment, EnrolmentStatus, Program, cohort_courses
+from lms.models import (
+    Assignment,
+    Cohort,
+    CohortAssignment,
+    Course,
+    Enrolment,
+    EnrolmentStatus,
+    Program,
+    Release,
+    cohort_courses,
+)
 
 # Enrolment states that count toward a target, and those past each milestone.
 COUNTED = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED, EnrolmentStatus.CERTIFIED)
@@ -89,3 +100,53 @@ def courses(course_ids: set[int] | None) -> list[Course]:
     if course_ids is not None:
         query = query.where(Course.id.in_(course_ids))
     return list(db.session.scalars(query))
+
+
+@dataclass(frozen=True)
+class ScheduledAssignment:
+    """An assignment as one cohort meets it: its dates and whether a release exists."""
+
+    assignment: Assignment
+    opens_at: datetime | None
+    due_at: datetime | None
+    release: Release | None
+
+    def is_open(self, now: datetime) -> bool:
+        return self.opens_at is not None and self.opens_at <= now
+
+
+def learner_enrolment(user_id: int, cohort_slug: str) -> Enrolment | None:
+    """The user's live enrolment in the cohort (None if not enrolled or withdrawn)."""
+    return db.session.scalar(
+        sa.select(Enrolment)
+        .join(Cohort, Cohort.id == Enrolment.cohort_id)
+        .where(
+            Enrolment.user_id == user_id,
+            Cohort.slug == cohort_slug,
+            Enrolment.status != EnrolmentStatus.WITHDRAWN,
+        )
+    )
+
+
+def cohort_course_assignments(cohort: Cohort, course: Course) -> list[ScheduledAssignment]:
+    """The course's active assignments in order, with this cohort's dates and the release."""
+    query = (
+        sa.select(Assignment, CohortAssignment.opens_at, CohortAssignment.due_at, Release)
+        .outerjoin(
+            CohortAssignment,
+            sa.and_(
+                CohortAssignment.assignment_id == Assignment.id,
+                CohortAssignment.cohort_id == cohort.id,
+            ),
+        )
+        .outerjoin(
+            Release,
+            sa.and_(Release.assignment_id == Assignment.id, Release.version == Assignment.version),
+        )
+        .where(Assignment.course_id == course.id, Assignment.active.is_(True))
+        .order_by(Assignment.position)
+    )
+    return [
+        ScheduledAssignment(assignment, opens_at, due_at, release)
+        for assignment, opens_at, due_at, release in db.session.execute(query).tuples()
+    ]

@@ -11,7 +11,15 @@ from sqlalchemy.orm import selectinload
 from lms import reports
 from lms.access import guard_blueprint, may_see, taught_course_ids
 from lms.extensions import db
-from lms.models import Cohort, Course, Role, cohort_courses
+from lms.models import (
+    Assignment,
+    AssignmentChange,
+    AssignmentNotebook,
+    Cohort,
+    Course,
+    Role,
+    cohort_courses,
+)
 
 bp = Blueprint("instructor", __name__, url_prefix="/teach")
 guard_blueprint(bp, lambda user: user.is_admin or user.has_role(Role.INSTRUCTOR))
@@ -26,10 +34,7 @@ def home() -> ResponseReturnValue:
 
 @bp.get("/courses/<slug>")
 def course(slug: str) -> ResponseReturnValue:
-    found = db.session.scalar(sa.select(Course).where(Course.slug == slug))
-    # Someone else's course is answered like a missing one: its existence is not disclosed.
-    if found is None or not may_see(taught_course_ids(current_user), found.id):
-        abort(404)
+    found = _my_course(slug)
     cohorts = db.session.scalars(
         sa.select(Cohort)
         .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
@@ -37,4 +42,43 @@ def course(slug: str) -> ResponseReturnValue:
         .options(selectinload(Cohort.program))
         .order_by(Cohort.starts_on.desc())
     ).all()
-    return render_template("instructor/course.html", course=found, cohorts=cohorts)
+    assignments = db.session.scalars(
+        sa.select(Assignment)
+        .where(Assignment.course_id == found.id)
+        .options(selectinload(Assignment.releases))
+        .order_by(Assignment.active.desc(), Assignment.position)
+    ).all()
+    return render_template(
+        "instructor/course.html", course=found, cohorts=cohorts, assignments=assignments
+    )
+
+
+def _my_course(slug: str) -> Course:
+    found = db.session.scalar(sa.select(Course).where(Course.slug == slug))
+    # Someone else's course is answered like a missing one: its existence is not disclosed.
+    if found is None or not may_see(taught_course_ids(current_user), found.id):
+        abort(404)
+    return found
+
+
+@bp.get("/courses/<slug>/assignments/<assignment_slug>")
+def assignment(slug: str, assignment_slug: str) -> ResponseReturnValue:
+    found = _my_course(slug)
+    item = db.session.scalar(
+        sa.select(Assignment)
+        .where(Assignment.course_id == found.id, Assignment.slug == assignment_slug)
+        .options(
+            selectinload(Assignment.notebooks).selectinload(AssignmentNotebook.cells),
+            selectinload(Assignment.releases),
+        )
+    )
+    if item is None:
+        abort(404)
+    changes = db.session.scalars(
+        sa.select(AssignmentChange)
+        .where(AssignmentChange.assignment_id == item.id)
+        .order_by(AssignmentChange.changed_at.desc())
+    ).all()
+    return render_template(
+        "instructor/assignment.html", course=found, assignment=item, changes=changes
+    )

@@ -11,7 +11,6 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,13 @@ from lms.models import (
     AssignmentChange,
     AssignmentNotebook,
     CellKind,
-    Cohort,
-    CohortAssignment,
     Course,
     GradedCell,
     Level,
     Release,
-    cohort_courses,
     utcnow,
 )
-from lms.services import ServiceError
+from lms.services import ServiceError, programs
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 COURSE_KEYS = {"title", "summary", "language", "level", "assignments", "assignment"}
@@ -283,7 +279,7 @@ def sync(root: Path, *, force: bool = False, actor: str = "cli") -> SyncReport:
             _sync_course(spec, force, actor, report, problems)
         if problems:
             raise CatalogError(problems)
-        report.scheduled = schedule_cohorts()
+        report.scheduled = programs.schedule_cohorts()
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -385,34 +381,3 @@ def _apply(assignment: Assignment, spec: AssignmentSpec, position: int) -> None:
             notebook.cells.remove(stale)
     for stale_notebook in notebooks.values():
         assignment.notebooks.remove(stale_notebook)
-
-
-def schedule_cohorts() -> int:
-    """Give every cohort dates for each active assignment of its courses that has none.
-
-    Opens when the cohort starts; due `due_days` after that, at the end of the day (UTC).
-    Existing dates (perhaps moved by an instructor) are left as they are. Does not commit.
-    """
-    db.session.flush()
-    rows = db.session.execute(
-        sa.select(Cohort.id, Cohort.starts_on, Assignment.id, Assignment.due_days)
-        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
-        .join(Assignment, Assignment.course_id == cohort_courses.c.course_id)
-        .outerjoin(
-            CohortAssignment,
-            sa.and_(
-                CohortAssignment.cohort_id == Cohort.id,
-                CohortAssignment.assignment_id == Assignment.id,
-            ),
-        )
-        .where(Assignment.active.is_(True), CohortAssignment.id.is_(None))
-    ).all()
-    for cohort_id, starts_on, assignment_id, due_days in rows:
-        opens = datetime.combine(starts_on, time(0, 0), tzinfo=UTC)
-        due = datetime.combine(starts_on + timedelta(days=due_days), time(23, 59), tzinfo=UTC)
-        db.session.add(
-            CohortAssignment(
-                cohort_id=cohort_id, assignment_id=assignment_id, opens_at=opens, due_at=due
-            )
-        )
-    return len(rows)

@@ -9,6 +9,7 @@ import csv
 import io
 import random
 from datetime import date, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -25,7 +26,7 @@ from lms.models import (
     User,
     utcnow,
 )
-from lms.services import learner_import, programs, users
+from lms.services import catalog, learner_import, programs, users
 
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = {
@@ -56,12 +57,16 @@ FAMILY_NAMES = ["Kim", "Lee", "Park", "Choi", "Jung", "Nguyen", "Tran", "Le", "P
 GIVEN_NAMES = ["Minji", "Jiwoo", "Seojun", "Hana", "Dohyun", "An", "Binh", "Chi", "Duc", "Linh"]
 
 
-def load() -> bool:
+def load(courses_dir: Path | None = None) -> bool:
     """Load the demo data; False when it was all there already.
 
-    Every step finds what an earlier (perhaps interrupted) run made before creating anything,
-    so running it again completes a partial load and otherwise changes nothing.
+    With courses_dir, the course catalogue is synced first, so the demo cohorts take the real
+    track and get its assignment dates. Every step finds what an earlier (perhaps interrupted)
+    run made before creating anything, so running it again completes a partial load and
+    otherwise changes nothing.
     """
+    if courses_dir is not None:
+        catalog.sync(courses_dir)
     if users.find_by_email(DEMO_USERS["learner"]) is not None:
         return False
     today = date.today()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
 import sqlalchemy as sa
 
 from lms.extensions import db
 from lms.models import (
+    Assignment,
     Cohort,
+    CohortAssignment,
     Course,
     Enrolment,
     EnrolmentStatus,
@@ -19,6 +21,7 @@ from lms.models import (
     OrganisationKind,
     Program,
     User,
+    cohort_courses,
 )
 from lms.services import ServiceError
 
@@ -114,6 +117,7 @@ def create_cohort(
         courses=list(courses),
     )
     db.session.add(cohort)
+    schedule_cohorts()
     db.session.commit()
     return cohort
 
@@ -152,3 +156,34 @@ def get_organisation(slug: str) -> Organisation:
 
 def get_course(slug: str) -> Course:
     return _by_slug(Course, slug, "course")
+
+
+def schedule_cohorts() -> int:
+    """Give every cohort dates for each active assignment of its courses that has none.
+
+    Opens when the cohort starts; due `due_days` after that, at the end of the day (UTC).
+    Existing dates (perhaps moved by an instructor) are left as they are. Does not commit.
+    """
+    db.session.flush()
+    rows = db.session.execute(
+        sa.select(Cohort.id, Cohort.starts_on, Assignment.id, Assignment.due_days)
+        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
+        .join(Assignment, Assignment.course_id == cohort_courses.c.course_id)
+        .outerjoin(
+            CohortAssignment,
+            sa.and_(
+                CohortAssignment.cohort_id == Cohort.id,
+                CohortAssignment.assignment_id == Assignment.id,
+            ),
+        )
+        .where(Assignment.active.is_(True), CohortAssignment.id.is_(None))
+    ).all()
+    for cohort_id, starts_on, assignment_id, due_days in rows:
+        opens = datetime.combine(starts_on, time(0, 0), tzinfo=UTC)
+        due = datetime.combine(starts_on + timedelta(days=due_days), time(23, 59), tzinfo=UTC)
+        db.session.add(
+            CohortAssignment(
+                cohort_id=cohort_id, assignment_id=assignment_id, opens_at=opens, due_at=due
+            )
+        )
+    return len(rows)

@@ -193,6 +193,20 @@ def test_cohorts_taking_the_course_get_dates(app: Flask, courses_dir: Path) -> N
     assert catalog.sync(courses_dir).scheduled == 0
 
 
+def test_a_cohort_created_after_sync_gets_dates(app: Flask, courses_dir: Path) -> None:
+    write_course(courses_dir, assignments={"first": {"due_days": 3}})
+    catalog.sync(courses_dir)
+    course = db.session.scalar(sa.select(Course))
+    assert course is not None
+    cohort = programs.create_cohort(
+        factories.program(), "Late", date(2027, 1, 4), date(2027, 6, 30), courses=[course]
+    )
+    [row] = db.session.scalars(
+        sa.select(CohortAssignment).where(CohortAssignment.cohort_id == cohort.id)
+    ).all()
+    assert row.due_at == datetime(2027, 1, 7, 23, 59, tzinfo=UTC)
+
+
 def test_sync_with_problems_writes_nothing(app: Flask, courses_dir: Path) -> None:
     write_course(courses_dir, extra_toml='colour = "red"')
     with pytest.raises(catalog.CatalogError):
