@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,8 +18,57 @@ SOURCE_ONLY_MARKERS = (
 )
 
 
+# Shorter lines ("return x", "pass") are too generic to tell an answer from ordinary code.
+MIN_SECRET_LINE = 12
+
+
 class ReleaseError(NbgraderError):
     pass
+
+
+def secret_lines(source_notebook: Path) -> set[str]:
+    """Lines only the source may hold: solution code, hidden tests and model written answers,
+    minus any line that also appears in the public part of the notebook."""
+    public: set[str] = set()
+    secret: set[str] = set()
+    for cell in json.loads(source_notebook.read_text(encoding="utf-8"))["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        source = cell.get("source", "")
+        lines = [
+            line.strip()
+            for line in (source if isinstance(source, str) else "".join(source)).splitlines()
+        ]
+        if cell.get("cell_type") == "markdown":
+            (secret if meta.get("solution") else public).update(lines)
+            continue
+        hidden = False
+        for line in lines:
+            if line.startswith("### BEGIN SOLUTION") or line.startswith("### BEGIN HIDDEN TESTS"):
+                hidden = True
+            elif line.startswith("### END SOLUTION") or line.startswith("### END HIDDEN TESTS"):
+                hidden = False
+            else:
+                (secret if hidden else public).add(line)
+    return {line for line in secret - public if len(line) >= MIN_SECRET_LINE}
+
+
+def find_leaks(source_dir: Path, release_dir: Path) -> list[str]:
+    """Source-only text found in the release: markers, solution lines, hidden tests, answers."""
+    leaks = []
+    for released in sorted(release_dir.glob("*.ipynb")):
+        text = released.read_text(encoding="utf-8")
+        leaks += [f"{released.name}: {marker}" for marker in SOURCE_ONLY_MARKERS if marker in text]
+        cells = json.loads(text)["cells"]
+        released_lines = {
+            line.strip() for cell in cells for line in "".join(cell.get("source", "")).splitlines()
+        }
+        source = source_dir / released.name
+        if source.exists():
+            leaks += [
+                f"{released.name}: {line!r}"
+                for line in sorted(secret_lines(source) & released_lines)
+            ]
+    return leaks
 
 
 def generate_release(source_dir: Path, dest_dir: Path) -> list[Path]:
@@ -32,12 +82,7 @@ def generate_release(source_dir: Path, dest_dir: Path) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         course = CourseDir(Path(tmp), source_dir)
         course.run("generate_assignment")
-        leaks = [
-            f"{nb.name}: {marker}"
-            for nb in sorted(course.release_dir.glob("*.ipynb"))
-            for marker in SOURCE_ONLY_MARKERS
-            if marker in nb.read_text(encoding="utf-8")
-        ]
+        leaks = find_leaks(source_dir, course.release_dir)
         if leaks:
             raise ReleaseError("release would leak source-only text: " + "; ".join(leaks))
         dest_dir.parent.mkdir(parents=True, exist_ok=True)

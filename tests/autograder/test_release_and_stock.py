@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from autograder.notebooks import NotebookError, graded_cells
-from autograder.release import ReleaseError, generate_release
+from autograder.release import ReleaseError, find_leaks, generate_release
 from autograder.stock import grade_stock
 from tests.course_builder import notebook, write_assignment
 
@@ -115,3 +115,18 @@ def test_a_missing_parity_set_fails_loudly() -> None:
     assert (PARITY / "source" / "ps1" / "problem1.ipynb").exists(), (
         "../shared/parity is missing: the parity tests need it beside the checkout"
     )
+
+
+def test_leak_check_finds_solution_lines_and_model_answers(
+    assignment: Path, tmp_path: Path
+) -> None:
+    release = tmp_path / "release" / "double-it"
+    generate_release(assignment, release)
+    assert find_leaks(assignment, release) == []
+    tampered = nbformat.read(release / "double-it.ipynb", as_version=4)
+    tampered.cells[1].source += "\n    return int(2 * x)  # secret-solution-line"
+    tampered.cells[3].source = "Doubling is linear because scaling commutes with addition."
+    nbformat.write(tampered, release / "double-it.ipynb")
+    leaks = find_leaks(assignment, release)
+    assert "double-it.ipynb: 'return int(2 * x)  # secret-solution-line'" in leaks
+    assert any("scaling commutes" in leak for leak in leaks)
