@@ -39,3 +39,17 @@ def test_notebooks_download_nothing() -> None:
         for forbidden in ("fetch_openml", "fetch_california", "urlopen", "requests.get", "wget ",
                           "download=True", "hf_hub"):
             assert forbidden not in text, f"{notebook}: {forbidden}"
+
+
+def test_every_test_cell_checks_types_not_only_values() -> None:
+    """An object whose == is always True must not pass: each test asserts a type or dtype."""
+    import json
+
+    for notebook in COURSES.glob("*/*/*.ipynb"):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            meta = cell["metadata"].get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                source = "".join(cell["source"])
+                assert any(check in source for check in ("isinstance(", "type(", ".dtype")), (
+                    f"{notebook.name}: {meta['grade_id']} compares values without a type check"
+                )
