@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 CellStatus = Literal["passed", "partial", "failed", "unanswered", "needs_grading", "graded"]
@@ -29,7 +29,6 @@ class GradeResult:
     notebooks: dict[str, NotebookResult]
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def autograded(self) -> tuple[float, float]:
         """(points scored, points possible) over the autograded test cells only."""

@@ -108,6 +108,15 @@ class IsolatedClient(FlaskClient):
 
 
 @pytest.fixture
+def courses_dir(tmp_path: Path, app_config: dict[str, Any]) -> Path:
+    """An empty courses/ folder the app will read (ask for it before `app`)."""
+    root = tmp_path / "courses"
+    root.mkdir()
+    app_config["COURSES_DIR"] = str(root)
+    return root
+
+
+@pytest.fixture
 def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(app_config)
     app.test_client_class = IsolatedClient

@@ -26,14 +26,6 @@ from tests import factories
 from tests.course_builder import notebook, write_assignment, write_course
 
 
-@pytest.fixture
-def courses_dir(tmp_path: Path, app_config: dict[str, Any]) -> Path:
-    root = tmp_path / "courses"
-    root.mkdir()
-    app_config["COURSES_DIR"] = str(root)
-    return root
-
-
 def problems_of(root: Path) -> list[str]:
     return catalog.load(root)[1]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,14 +13,6 @@ from lms.extensions import db
 from lms.models import Assignment, Release
 from lms.services import catalog, releases
 from tests.course_builder import TEST, notebook, write_assignment, write_course
-
-
-@pytest.fixture
-def courses_dir(tmp_path: Path, app_config: dict[str, Any]) -> Path:
-    root = tmp_path / "courses"
-    root.mkdir()
-    app_config["COURSES_DIR"] = str(root)
-    return root
 
 
 def test_release_writes_the_learner_version_once(courses_dir: Path, app: Flask) -> None:
