@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from flask import Blueprint, abort
+from flask import Blueprint, abort, g, has_request_context
 from flask_login import current_user
 
 from lms.extensions import db, login_manager
@@ -13,7 +13,12 @@ from lms.models import Enrolment, EnrolmentStatus, Role, User
 
 
 def is_learner(user: User) -> bool:
-    return (
+    """Enrolled in a cohort (not withdrawn). Asked up to three times per page (guard, home
+    redirect, navigation), so the answer is kept for the rest of the request."""
+    key = f"is_learner:{user.id}"
+    if has_request_context() and key in g:
+        return bool(g.get(key))
+    answer = (
         db.session.scalar(
             sa.select(Enrolment.id)
             .where(Enrolment.user_id == user.id, Enrolment.status != EnrolmentStatus.WITHDRAWN)
@@ -21,6 +26,9 @@ def is_learner(user: User) -> bool:
         )
         is not None
     )
+    if has_request_context():
+        setattr(g, key, answer)
+    return answer
 
 
 def coordinated_program_ids(user: User) -> set[int] | None:
