@@ -6,6 +6,7 @@ child process; the course directory is built per call from the source assignment
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -15,6 +16,42 @@ from pathlib import Path
 
 class NbgraderError(RuntimeError):
     pass
+
+
+@functools.cache
+def _alembic_head() -> str:
+    """nbgrader's gradebook schema version, read from its migration scripts in this process.
+
+    nbgrader asks `alembic heads` in a subprocess for every new gradebook, and that subprocess
+    imports all of nbgrader (seconds); the answer is a constant of the installed nbgrader.
+    """
+    import nbgrader
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(Path(nbgrader.__file__).parent / "alembic")).get_current_head()
+    if head is None:
+        raise NbgraderError("nbgrader's gradebook migrations have no head revision")
+    return head
+
+
+def generate_in_process(course: CourseDir) -> None:
+    """`nbgrader generate_assignment` through nbgrader's own API, without a new interpreter.
+
+    For a grading process that imports nbgrader anyway; call it before starting threads
+    (nbgrader is not thread-safe).
+    """
+    import nbgrader.api
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    nbgrader.api.get_alembic_version = _alembic_head
+    coursedir = CourseDirectory(root=str(course.root), db_url=course.db_url)
+    result = NbGraderAPI(coursedir=coursedir).generate_assignment(
+        course.name, force=True, create=True
+    )
+    if not result.get("success"):
+        tail = str(result.get("log", "") or result.get("error", "")).strip().splitlines()[-10:]
+        raise NbgraderError("nbgrader generate_assignment failed:\n" + "\n".join(tail))
 
 
 class CourseDir:

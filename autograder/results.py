@@ -29,6 +29,8 @@ class GradeResult:
     notebooks: dict[str, NotebookResult]
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
+    flags: tuple[str, ...] = ()  # tampering and containment: what the grader refused to count
+    device: str = "cpu"
 
     def autograded(self) -> tuple[float, float]:
         """(points scored, points possible) over the autograded test cells only."""
@@ -56,5 +58,7 @@ class GradeResult:
                 for name, nb in self.notebooks.items()
             },
             "errors": list(self.errors),
+            "flags": list(self.flags),
+            "device": self.device,
             "seconds": round(self.seconds, 3),
         }

@@ -41,8 +41,12 @@ def grade_stock(source_dir: Path, submissions: Mapping[str, Path]) -> dict[str, 
                 submission = gradebook.find_submission(course.name, learner)
                 notebooks = {}
                 for nb in submission.notebooks:
+                    tasks = {cell.name for cell in nb.notebook.task_cells}
                     cells = {
-                        g.name: _cell(g, kinds.get(nb.name, {}).get(g.name, "")) for g in nb.grades
+                        g.name: _cell(
+                            g, "task" if g.name in tasks else kinds.get(nb.name, {}).get(g.name, "")
+                        )
+                        for g in nb.grades
                     }
                     notebooks[nb.name] = NotebookResult(
                         score=sum(c.score for c in cells.values()),
@@ -63,7 +67,7 @@ def _cell(grade: Any, kind: str) -> CellResult:
     status: CellStatus
     if grade.manual_score is not None:
         score, status = float(grade.manual_score), "graded"
-    elif grade.needs_manual_grade:
+    elif grade.needs_manual_grade or kind == "task":
         score, status = 0.0, "needs_grading"  # a changed answer: nothing until graded by hand
     elif kind == "manual":
         score, status = float(grade.auto_score or 0.0), "unanswered"

@@ -1,0 +1,359 @@
+"""Fork server: runs inside one sandbox and forks a fresh ipykernel per learner in milliseconds.
+
+The server imports ipykernel and the assignment's heavy modules once (numpy, pandas, torch without
+initialising CUDA...), then answers JSON lines on stdin/stdout. `spawn` forks a child that becomes
+a brand-new kernel, so no learner ever shares a process, a namespace or a module object with
+another. `reset` kills every other process of the sandbox (its own PID namespace: `kill(-1)`
+reaches exactly them) and wipes the learner's home, so the next learner finds nothing left over.
+
+Only the standard library is imported at the top: this module also runs unsandboxed
+(LMS_SANDBOX=off) and its import must not start threads, which would not survive fork().
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import errno
+import importlib
+import json
+import os
+import resource
+import shutil
+import signal
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any, BinaryIO
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+
+# Imported before any fork: what every kernel imports while it starts (measured: without them a
+# forked kernel spends 0.3 s importing the debugger and friends).
+KERNEL_MODULES = (
+    "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
+    "IPython", "IPython.core.debugger", "IPython.core.completerlib", "IPython.core.oinspect",
+    "matplotlib_inline", "sqlite3", "tornado.gen", "tornado.locks", "tornado.queues", "pdb",
+    "pydoc", "mimetypes", "faulthandler", "code",
+)  # fmt: skip
+
+
+def _prctl(option: int, value: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def preload(names: list[str]) -> tuple[list[str], list[str]]:
+    """Import what kernels will need, except a module whose import warns or starts a thread.
+
+    A warning at import is shown in the learner's cell by stock nbgrader (and costs a test its
+    points if the import is in a test: nbgrader scores stderr as failure), so such a module is left
+    for the kernel to import itself, exactly as stock does. A forked probe tries the imports first:
+    a module half-imported into this process could not be imported again.
+    """
+    wanted = [name for name in names if name not in sys.modules]
+    clean = set(_probe_imports(wanted))
+    loaded = [name for name in names if name in sys.modules or name in clean]
+    for name in wanted:
+        if name in clean:
+            importlib.import_module(name)
+    return loaded, [name for name in names if name not in loaded]
+
+
+def _probe_imports(names: list[str]) -> list[str]:
+    """The names that import in a forked child without a warning, an error or a thread."""
+    if not names:
+        return []
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            clean = []
+            for name in names:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        importlib.import_module(name)
+                    except Exception:
+                        continue
+                if not caught and threading.active_count() == 1:
+                    clean.append(name)
+            os.write(write_end, json.dumps(clean).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    return list(json.loads(data or b"[]"))
+
+
+class Server:
+    def __init__(
+        self, home: Path, run_dir: Path, control_out: BinaryIO, own_pid_namespace: bool
+    ) -> None:
+        self.own_pid_namespace = own_pid_namespace
+        self.home = home
+        self.run_dir = run_dir
+        self.out = control_out
+        self.kernel_pid: int | None = None
+        self.exit_status: int | None = None
+        self.reports_fd: int | None = None
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.out.write(json.dumps(message).encode() + b"\n")
+        self.out.flush()
+
+    # --- operations -------------------------------------------------------------------------
+    def spawn(self, spec: dict[str, Any]) -> dict[str, Any]:
+        if self.kernel_pid is not None:
+            return {"error": "a kernel is already running; reset first"}
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        pid = os.fork()
+        if pid == 0:  # the child never returns into the server loop
+            try:
+                os.close(read_end)
+                _become_kernel(spec, write_end)
+            finally:
+                os._exit(70)
+        os.close(write_end)
+        self.kernel_pid, self.exit_status, self.reports_fd = pid, None, read_end
+        return {"pid": pid}
+
+    def put(self, spec: dict[str, Any]) -> dict[str, Any]:
+        root = (self.home / spec["dir"]).resolve()
+        written = 0
+        for relpath, encoded in spec["files"]:
+            target = (root / relpath).resolve()
+            if not target.is_relative_to(root):
+                return {"error": f"refusing to write outside the work folder: {relpath}"}
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = base64.b64decode(encoded)
+            target.write_bytes(data)
+            written += len(data)
+        return {"written": written}
+
+    def alive(self) -> dict[str, Any]:
+        if self.kernel_pid is None:
+            return {"alive": False, "status": self.exit_status}
+        try:
+            pid, status = os.waitpid(self.kernel_pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.kernel_pid, -1
+        if pid == 0:
+            return {"alive": True}
+        self.exit_status = status
+        self.kernel_pid = None
+        return {"alive": False, "status": status}
+
+    def signal_kernel(self, number: int) -> dict[str, Any]:
+        if self.kernel_pid is not None:
+            try:
+                os.kill(self.kernel_pid, number)
+            except ProcessLookupError:
+                pass
+        return {"ok": True}
+
+    def reports(self) -> dict[str, Any]:
+        chunks = []
+        if self.reports_fd is not None:
+            while True:
+                try:
+                    chunk = os.read(self.reports_fd, 65536)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return {"reports": b"".join(chunks).decode("utf-8", "replace")}
+
+    def reset(self) -> dict[str, Any]:
+        """Kill every process of the sandbox but this one, then wipe the learner's files."""
+        if self.own_pid_namespace:
+            killed = _kill_all_others()
+        else:
+            killed = _kill_session(self.kernel_pid) if self.kernel_pid else 0
+        self.kernel_pid = None
+        if self.reports_fd is not None:
+            os.close(self.reports_fd)
+            self.reports_fd = None
+        for root in (self.home, self.run_dir):
+            for entry in root.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        return {"killed": killed}
+
+    def serve(self, control_in: BinaryIO) -> None:
+        handlers = {
+            "spawn": self.spawn,
+            "put": self.put,
+            "alive": lambda _spec: self.alive(),
+            "interrupt": lambda _spec: self.signal_kernel(signal.SIGINT),
+            "reports": lambda _spec: self.reports(),
+            "reset": lambda _spec: self.reset(),
+        }
+        for line in control_in:
+            request = json.loads(line)
+            op = request.get("op")
+            if op == "exit":
+                if self.own_pid_namespace:
+                    _kill_all_others()
+                elif self.kernel_pid:
+                    _kill_session(self.kernel_pid)
+                return
+            handler = handlers.get(op)
+            try:
+                self.reply(handler(request) if handler else {"error": f"unknown op {op!r}"})
+            except Exception as e:  # the server must outlive any one request
+                self.reply({"error": f"{type(e).__name__}: {e}"})
+
+
+def _kill_all_others() -> int:
+    """SIGKILL every process this one may signal, until none is left; reap them all.
+
+    In the sandbox's PID namespace kill(-1) reaches exactly the learner's processes (never the
+    namespace's init or this server). Repeated because a fork bomb may fork between two sweeps.
+    """
+    killed = 0
+    for _ in range(200):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return killed
+            if pid == 0:
+                break
+            killed += 1
+        time.sleep(0.002)
+    return killed
+
+
+def _kill_session(session: int) -> int:
+    """Unsandboxed (development) only: kill the kernel's session, never kill(-1) on a host."""
+    killed = 0
+    for _ in range(50):
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[3]) == session:  # field 6 of stat: the session id
+                    found.append(int(entry.name))
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    return killed
+
+
+def _become_kernel(spec: dict[str, Any], report_fd: int) -> None:
+    """In the forked child: confine this process, then run an ipykernel until it is killed."""
+    os.setsid()
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    for name, value in spec.get("limits", {}).items():
+        limit = getattr(resource, name)
+        resource.setrlimit(limit, (value, value))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    cwd = Path(spec["cwd"])
+    cwd.mkdir(parents=True, exist_ok=True)
+    if "TMPDIR" in spec["env"]:
+        Path(spec["env"]["TMPDIR"]).mkdir(parents=True, exist_ok=True)
+    os.chdir(cwd)
+    # As ipykernel_launcher leaves it: no grader folder on the path.
+    sys.path[:] = [p for p in sys.path if p and p not in spec.get("hide_paths", [])]
+
+    from ipykernel.kernelapp import IPKernelApp
+
+    from autograder import guard
+
+    app = IPKernelApp.instance()
+    app.initialize(["-f", spec["connection_file"], *spec.get("kernel_args", [])])
+    guard.install(app.shell, app.kernel, report_fd, bytes.fromhex(spec["guard_key"]))
+    # After the guard took its references: the learner may read the key from memory, not disk.
+    _prctl(PR_SET_DUMPABLE, 0)
+    app.start()
+
+
+def _drop_privileges(argv: list[str]) -> None:
+    """`--uid N`: started as root by bwrap, become N for good (no capability survives)."""
+    if "--uid" in argv:
+        uid = int(argv[argv.index("--uid") + 1])
+        if "--own" in argv:
+            os.chown(argv[argv.index("--own") + 1], uid, uid)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def main() -> None:
+    _drop_privileges(sys.argv)
+    control_in = os.fdopen(0, "rb", buffering=0)
+    control_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must never corrupt the control channel
+    config = json.loads(control_in.readline())
+    os.environ.clear()
+    os.environ.update(config["env"])
+    started = time.perf_counter()
+    # As ipykernel_launcher does: the start folder is not on the path (IPython adds '' itself).
+    sys.path[:] = [p for p in sys.path if p and p != os.getcwd()]
+    loaded, skipped = preload([*KERNEL_MODULES, *config.get("preload", [])])
+    if "autograder.guard" not in sys.modules:
+        from autograder import guard
+
+        guard.prepare()
+    server = Server(
+        Path(config["home"]), Path(config["run_dir"]), control_out, "--pid-namespace" in sys.argv
+    )
+    server.reply(
+        {
+            "ready": True,
+            "preloaded": loaded,
+            "skipped": skipped,
+            "seconds": round(time.perf_counter() - started, 3),
+            "pid": os.getpid(),
+        }
+    )
+    try:
+        server.serve(control_in)
+    except (BrokenPipeError, OSError) as e:
+        if e.errno not in (errno.EPIPE, None):
+            raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,492 @@
+"""Grade submissions as stock nbgrader scores them, on the warm pool of sandboxed kernels.
+
+The pipeline is nbgrader's own autograde, step by step, in this process:
+1. sanitize with nbgrader's preprocessors (ClearOutput, DeduplicateIds, OverwriteKernelspec,
+   OverwriteCells, CheckCellMetadata): tests and locked cells come back from the gradebook that
+   `nbgrader generate_assignment` built from the source, whatever the learner did to them;
+2. execute on a fresh kernel of the pool (autograder.execute), with the guard on test cells;
+3. LimitOutput, then nbgrader's `determine_grade` per graded cell, as SaveAutoGrades does.
+A test cell whose guard report is missing, forged, or names a tampering gets nothing, and the
+submission is flagged. One nbgrader course directory is prepared per source assignment.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+from autograder.execute import ExecutionLimits, ExecutionOutcome, execute_notebook
+from autograder.gpu import GpuSlots
+from autograder.nbgrader_cli import CourseDir, generate_in_process
+from autograder.notebooks import NotebookError
+from autograder.pool import KernelPool, KernelPoolError
+from autograder.results import CellResult, CellStatus, GradeResult, NotebookResult
+from autograder.sandbox import SandboxPolicy
+
+log = logging.getLogger(__name__)
+
+# nbgrader's CourseDirectory.ignore: never copied from a submission or the source.
+IGNORED = (".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback")
+MAX_SUBMISSION_BYTES = 100 * 1024 * 1024
+MAX_FILES = 500
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot be graded; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class GradedCellInfo:
+    grade_id: str
+    max_score: float
+    manual: bool  # a learner's answer graded by hand (nbgrader: grade + solution)
+    task: bool = False  # a task cell: always graded by hand
+
+
+@dataclass
+class PreparedAssignment:
+    """A source assignment made ready to grade against: its gradebook and its files."""
+
+    source_dir: Path
+    name: str
+    course: CourseDir
+    notebooks: dict[str, list[GradedCellInfo]]
+    source_files: dict[str, bytes]
+    imports: list[str]
+    gpu: bool = False
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def db_url(self) -> str:
+        return self.course.db_url
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.max_score for cells in self.notebooks.values() for c in cells)
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def prepare(source_dir: Path, gpu: bool = False) -> PreparedAssignment:
+    """Run `nbgrader generate_assignment` once: its gradebook is what submissions are checked
+    against (the source's tests, locked cells and checksums)."""
+    from nbgrader.api import Gradebook
+
+    source_dir = Path(source_dir).resolve()
+    if not source_dir.is_dir() or not list(source_dir.glob("*.ipynb")):
+        raise SubmissionError(f"{source_dir}: not an nbgrader source assignment (no notebooks)")
+    tmp = tempfile.TemporaryDirectory(prefix="assignment-")
+    course = CourseDir(Path(tmp.name), source_dir)
+    generate_in_process(course)
+    notebooks: dict[str, list[GradedCellInfo]] = {}
+    with Gradebook(course.db_url) as gradebook:
+        assignment = gradebook.find_assignment(course.name)
+        for notebook in assignment.notebooks:
+            solutions = {cell.name for cell in notebook.solution_cells}
+            notebooks[notebook.name] = [
+                GradedCellInfo(cell.name, float(cell.max_score), cell.name in solutions)
+                for cell in notebook.grade_cells
+            ] + [
+                GradedCellInfo(cell.name, float(cell.max_score), manual=True, task=True)
+                for cell in notebook.task_cells
+            ]
+    files = {
+        rel: (source_dir / rel).read_bytes()
+        for rel in _files(source_dir)
+        if not rel.endswith(".ipynb")
+    }
+    return PreparedAssignment(
+        source_dir, course.name, course, notebooks, files, _imports(source_dir), gpu, tmp
+    )
+
+
+def _files(folder: Path) -> Iterator[str]:
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(fnmatch.fnmatch(part, pattern) for part in rel.parts for pattern in IGNORED):
+            continue
+        if path.is_file() and not path.is_symlink():
+            yield rel.as_posix()
+
+
+def _imports(source_dir: Path) -> list[str]:
+    """Top-level modules the source notebooks import: the fork server preloads them."""
+    names: list[str] = []
+    for path in sorted(source_dir.glob("*.ipynb")):
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        for cell in notebook.get("cells", []):
+            if cell.get("cell_type") != "code":
+                continue
+            source = "".join(cell.get("source", []))
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names += [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.append(node.module)
+    heavy = []
+    for name in dict.fromkeys(names):
+        top = name.partition(".")[0]
+        if top in sys.stdlib_module_names or top in heavy:
+            continue
+        heavy.append(top)
+    if "matplotlib" in heavy:
+        heavy.append("matplotlib.font_manager")  # builds the font list once, not per learner
+    return heavy
+
+
+def read_submission(folder: Path, assignment: PreparedAssignment) -> dict[str, bytes]:
+    """The learner's files, checked: sizes capped, notebooks of the assignment must parse."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SubmissionError(f"{folder}: no such submission folder")
+    files: dict[str, bytes] = {}
+    total = 0
+    for rel in _files(folder):
+        data = (folder / rel).read_bytes()
+        total += len(data)
+        if total > MAX_SUBMISSION_BYTES or len(files) >= MAX_FILES:
+            raise SubmissionError(
+                f"{folder}: submission too large (over {MAX_SUBMISSION_BYTES // 2**20} MB "
+                f"or {MAX_FILES} files)"
+            )
+        files[rel] = data
+    for name in assignment.notebooks:
+        notebook = files.get(f"{name}.ipynb")
+        if notebook is not None:
+            parse_notebook(f"{name}.ipynb", notebook)
+    return files
+
+
+def parse_notebook(name: str, data: bytes) -> NotebookNode:
+    try:
+        text = data.decode("utf-8")
+        raw = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SubmissionError(f"{name}: not a notebook (invalid JSON: {e})") from e
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+        raise SubmissionError(f"{name}: not a notebook (no cell list)")
+    if raw.get("nbformat") != 4:
+        raise SubmissionError(f"{name}: nbformat 4 required, found {raw.get('nbformat')}")
+    try:
+        notebook: NotebookNode = nbformat.reads(text, as_version=4)
+        return notebook
+    except Exception as e:  # nbformat raises several types for malformed structure
+        raise SubmissionError(f"{name}: not a valid notebook ({type(e).__name__})") from e
+
+
+def sanitize(nb: NotebookNode, assignment: PreparedAssignment, notebook: str) -> NotebookNode:
+    """nbgrader's sanitizing preprocessors, in nbgrader's order, as Autograde runs them."""
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
+
+    resources: dict[str, Any] = {
+        "nbgrader": {
+            "notebook": notebook,
+            "assignment": assignment.name,
+            "db_url": assignment.db_url,
+            "student": "learner",
+        }
+    }
+    for preprocessor in (
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteKernelspec,
+        OverwriteCells,
+        CheckCellMetadata,
+    ):
+        nb, resources = preprocessor().preprocess(nb, resources)
+    return nb
+
+
+def limit_output(nb: NotebookNode) -> NotebookNode:
+    from nbgrader.preprocessors import LimitOutput
+
+    nb, _ = LimitOutput().preprocess(nb, {})
+    return nb
+
+
+class Grader:
+    """Grades submissions of one source assignment on its own warm kernel pool."""
+
+    def __init__(
+        self,
+        assignment: PreparedAssignment,
+        pool_size: int = 2,
+        policy: SandboxPolicy | None = None,
+        limits: ExecutionLimits | None = None,
+        gpu_slots: GpuSlots | None = None,
+    ) -> None:
+        self.assignment = assignment
+        self.limits = limits or ExecutionLimits()
+        self.gpu_slots = gpu_slots or GpuSlots(())
+        self.pool = KernelPool(
+            pool_size,
+            policy or SandboxPolicy(),
+            preload=assignment.imports,
+            gpu=assignment.gpu,
+            gpu_slots=self.gpu_slots,
+            folder=assignment.name,
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def grade(
+        self, submission: Path, executed: dict[str, NotebookNode] | None = None
+    ) -> GradeResult:
+        """Grade a learner's folder; `executed` (if given) receives the graded notebooks."""
+        started = time.perf_counter()
+        try:
+            files = read_submission(submission, self.assignment)
+        except SubmissionError as e:
+            return self._failed(str(e), started)
+        return self.grade_files(files, started, executed)
+
+    def grade_files(
+        self,
+        files: Mapping[str, bytes],
+        started: float | None = None,
+        executed: dict[str, NotebookNode] | None = None,
+    ) -> GradeResult:
+        started = time.perf_counter() if started is None else started
+        errors: list[str] = []
+        flags: list[str] = []
+        devices: set[str] = set()
+        notebooks: dict[str, NotebookResult] = {}
+        # Like stock: the source's other files (data, helpers) replace the learner's copies.
+        workspace = {**files, **self.assignment.source_files}
+        for name, cells in self.assignment.notebooks.items():
+            data = files.get(f"{name}.ipynb")
+            if data is None:
+                errors.append(f"{name}.ipynb: not submitted")
+                notebooks[name] = _zero(cells, "failed")
+                continue
+            try:
+                nb = sanitize(parse_notebook(f"{name}.ipynb", data), self.assignment, name)
+            except Exception as e:  # noqa: BLE001 - nbgrader rejects tampered metadata this way
+                errors.append(f"{name}.ipynb: {_one_line(e)}")
+                notebooks[name] = _zero(cells, "failed")
+                continue
+            workspace[f"{name}.ipynb"] = nbformat.writes(nb).encode()
+            try:
+                with self.pool.kernel() as kernel:
+                    kernel.put_files(self.assignment.name, workspace)
+                    devices.add(kernel.device)
+                    outcome = execute_notebook(nb, kernel, self.limits)
+            except KernelPoolError as e:
+                errors.append(f"{name}.ipynb: {e}")
+                notebooks[name] = _zero(cells, "failed")
+                continue
+            nb = limit_output(nb)
+            if executed is not None:
+                executed[name] = nb
+            result, notebook_flags = score(nb, cells, outcome)
+            notebooks[name] = result
+            flags += [f"{name}.ipynb: {flag}" for flag in notebook_flags]
+        if self.assignment.gpu and not self.gpu_slots.available:
+            errors.append("GPU assignment graded on the CPU: this host has no GPU slots")
+        return GradeResult(
+            score=sum(nb.score for nb in notebooks.values()),
+            max_score=self.assignment.max_score,
+            notebooks=notebooks,
+            errors=tuple(errors),
+            seconds=time.perf_counter() - started,
+            flags=tuple(flags),
+            device=",".join(sorted(devices)) or "none",
+        )
+
+    def _failed(self, reason: str, started: float) -> GradeResult:
+        notebooks = {
+            name: _zero(cells, "failed") for name, cells in self.assignment.notebooks.items()
+        }
+        return GradeResult(
+            score=0.0,
+            max_score=self.assignment.max_score,
+            notebooks=notebooks,
+            errors=(reason,),
+            seconds=time.perf_counter() - started,
+        )
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _zero(cells: list[GradedCellInfo], status: CellStatus) -> NotebookResult:
+    results = {
+        c.grade_id: CellResult(
+            0.0,
+            c.max_score,
+            "needs_grading" if c.task else "unanswered" if c.manual else status,
+        )
+        for c in cells
+    }
+    return NotebookResult(0.0, sum(c.max_score for c in cells), results)
+
+
+def score(
+    nb: NotebookNode, cells: list[GradedCellInfo], outcome: ExecutionOutcome
+) -> tuple[NotebookResult, list[str]]:
+    """SaveAutoGrades' scoring (nbgrader.utils.determine_grade), then the guard's verdict."""
+    from nbgrader import utils
+
+    flags = list(outcome.flags)
+    by_id = {}
+    for index, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and meta.get("grade_id"):
+            by_id[meta["grade_id"]] = (index, cell)
+    results: dict[str, CellResult] = {}
+    for info in cells:
+        if info.task:
+            results[info.grade_id] = CellResult(0.0, info.max_score, "needs_grading")
+            continue
+        found = by_id.get(info.grade_id)
+        if found is None:  # a deleted cell: stock gives it nothing
+            status: CellStatus = "unanswered" if info.manual else "failed"
+            results[info.grade_id] = CellResult(0.0, info.max_score, status)
+            continue
+        index, cell = found
+        try:
+            auto, _ = utils.determine_grade(cell)
+        except ValueError as e:  # partial credit above the cell's points: stock fails here
+            flags.append(f"{info.grade_id}: {e}")
+            auto = 0.0
+        if info.manual:
+            if auto is None:
+                results[info.grade_id] = CellResult(0.0, info.max_score, "needs_grading")
+            else:
+                results[info.grade_id] = CellResult(float(auto), info.max_score, "unanswered")
+            continue
+        points = float(auto or 0.0)
+        verdict = _guard_verdict(index, cell, outcome)
+        if verdict:
+            flags.append(f"{info.grade_id}: {verdict}")
+            points = 0.0
+        status = "passed" if points >= info.max_score else "partial" if points > 0 else "failed"
+        results[info.grade_id] = CellResult(points, info.max_score, status)
+    return (
+        NotebookResult(
+            sum(r.score for r in results.values()), sum(c.max_score for c in cells), results
+        ),
+        flags,
+    )
+
+
+def _guard_verdict(index: int, cell: NotebookNode, outcome: ExecutionOutcome) -> str | None:
+    """Why a test cell may not keep its points, or None."""
+    if index in outcome.not_run:
+        return "did not run"
+    if cell.cell_type != "code" or not cell.source.strip():
+        return None
+    test = outcome.tests.get(index)
+    if test is None:
+        return "was not sent as a test"
+    report = outcome.reports.get(test.nonce)
+    if report is None:
+        return "tampering: the test did not really run (no report from the guard)"
+    if report["source"] != hashlib.sha256(test.source.encode()).hexdigest():
+        return "tampering: different code ran in place of the test"
+    if report["changes"]:
+        return "tampering: " + "; ".join(report["changes"][:5])
+    shown_error = any(
+        o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")
+        for o in cell.outputs
+    )
+    if report["raised"] and not shown_error:
+        return "tampering: the test raised an error that was hidden from the grader"
+    return None
+
+
+def grade_many(
+    grader: Grader, submissions: Mapping[str, Path], workers: int = 2, progress: Any = None
+) -> dict[str, GradeResult]:
+    """Grade every learner's folder; `workers` submissions at a time share the pool."""
+    results: dict[str, GradeResult] = {}
+    lock = threading.Lock()
+
+    def one(learner: str) -> None:
+        result = grader.grade(submissions[learner])
+        with lock:
+            results[learner] = result
+            if progress is not None:
+                progress(learner, result)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as executor:
+        list(executor.map(one, sorted(submissions)))
+    return {learner: results[learner] for learner in sorted(submissions)}
+
+
+@contextmanager
+def grader_for(
+    source_dir: Path,
+    pool_size: int = 2,
+    policy: SandboxPolicy | None = None,
+    limits: ExecutionLimits | None = None,
+    gpu: bool = False,
+    gpu_slots: GpuSlots | None = None,
+) -> Iterator[Grader]:
+    assignment = prepare(source_dir, gpu=gpu)
+    try:
+        with Grader(assignment, pool_size, policy, limits, gpu_slots) as grader:
+            yield grader
+    finally:
+        assignment.close()
+
+
+def learner_folders(root: Path, assignment_name: str | None = None) -> dict[str, Path]:
+    """SUBMITTED_ROOT/<learner>/ (or nbgrader's <learner>/<assignment>/ when that exists)."""
+    folders = {}
+    for entry in sorted(Path(root).iterdir()):
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        nested = entry / assignment_name if assignment_name else None
+        folders[entry.name] = nested if nested is not None and nested.is_dir() else entry
+    return folders
+
+
+__all__ = [
+    "ExecutionLimits",
+    "Grader",
+    "NotebookError",
+    "PreparedAssignment",
+    "SubmissionError",
+    "grade_many",
+    "grader_for",
+    "learner_folders",
+    "prepare",
+]

@@ -1,0 +1,420 @@
+"""The warm kernel pool: sandboxes whose next kernel is already started and connected.
+
+Each slot is one sandbox (autograder.sandbox) with a fork server in it. A slot is *warm* when its
+server has forked a fresh kernel and our client has had its kernel_info reply: a submission then
+only waits for its files to be written. After use the slot is recycled in the background: every
+process of the sandbox is killed, its home wiped, and the next kernel forked and connected. No
+state is ever shared between two learners: a new process per learner, and one learner per sandbox
+at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import queue
+import secrets
+import select
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import zmq
+import zmq.asyncio
+from jupyter_client.asynchronous.client import AsyncKernelClient
+
+from autograder import sandbox
+from autograder.gpu import GpuSlots
+from autograder.sandbox import SandboxPolicy
+
+log = logging.getLogger(__name__)
+
+# The largest single message a kernel may send us: a bigger one disconnects it.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]  # what nbgrader passes its kernels
+SERVER_START_TIMEOUT = 120.0
+KERNEL_READY_TIMEOUT = 60.0
+
+
+class KernelPoolError(RuntimeError):
+    pass
+
+
+class ForkServer:
+    """A sandbox with a fork server in it, spoken to in JSON lines."""
+
+    def __init__(
+        self,
+        slot: int,
+        policy: SandboxPolicy,
+        preload: list[str],
+        work: Path,
+        launcher: ThreadPoolExecutor,
+    ) -> None:
+        self.slot = slot
+        self.policy = policy
+        self.run_dir = work / f"slot-{slot}"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.uid = sandbox.sandbox_uid(slot) if policy.mode == "bwrap" else None
+        if self.uid is not None:
+            os.chown(self.run_dir, self.uid, self.uid)
+        self.log_file: IO[bytes] = open(work / f"slot-{slot}.log", "wb")  # noqa: SIM115
+        self.lock = threading.Lock()
+        home = sandbox.HOME if policy.mode == "bwrap" else str(self.run_dir / "home")
+        run = sandbox.RUN_DIR if policy.mode == "bwrap" else str(self.run_dir)
+        self.home, self.inner_run_dir = home, run
+        # Started from the pool's long-lived launcher thread: bwrap --die-with-parent is bound to
+        # the thread that started it, and a sandbox must not die with a short-lived one.
+        self.process = launcher.submit(
+            subprocess.Popen,
+            sandbox.server_command(policy, self.run_dir, self.uid),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log_file,
+            cwd=self.run_dir,
+            env=self._environment(),
+        ).result()
+        Path(home).mkdir(parents=True, exist_ok=True)
+        env = {**sandbox.server_environment(), "HOME": home}
+        config = {"env": env, "home": home, "run_dir": run}
+        self.hello = self.request({**config, "preload": preload}, timeout=SERVER_START_TIMEOUT)
+        if not self.hello.get("ready"):
+            raise KernelPoolError(f"fork server failed to start: {self.hello}")
+
+    def log_tail(self, lines: int = 8) -> str:
+        self.log_file.flush()
+        try:
+            text = self.log_file.name and Path(self.log_file.name).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(str(text).strip().splitlines()[-lines:])
+
+    def _environment(self) -> dict[str, str]:
+        if self.policy.mode == "bwrap":
+            return {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        env = sandbox.server_environment()
+        env["PYTHONPATH"] = str(sandbox.PACKAGE_DIR.parent)
+        return env
+
+    def request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        with self.lock:
+            stdin, stdout = self.process.stdin, self.process.stdout
+            assert stdin is not None and stdout is not None
+            try:
+                stdin.write(json.dumps(message).encode() + b"\n")
+                stdin.flush()
+            except BrokenPipeError as e:
+                raise KernelPoolError(f"sandbox {self.slot} is gone: {self.log_tail()}") from e
+            ready, _, _ = select.select([stdout], [], [], timeout)
+            line = stdout.readline() if ready else b""
+            if not line:
+                raise KernelPoolError(
+                    f"sandbox {self.slot} did not answer {message.get('op')}: {self.log_tail()}"
+                )
+            reply: dict[str, Any] = json.loads(line)
+            return reply
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        if self.alive():
+            try:
+                self.request({"op": "exit"}, timeout=0.01)
+            except (KernelPoolError, OSError, ValueError):
+                pass
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+class SandboxedKernelClient(AsyncKernelClient):
+    """A kernel client that asks the fork server, not a heartbeat, whether the kernel lives."""
+
+    server: ForkServer | None = None
+
+    async def _async_is_alive(self) -> bool:
+        if self.server is None:
+            return True
+        try:
+            return bool(self.server.request({"op": "alive"}).get("alive"))
+        except KernelPoolError:
+            return False
+
+    is_alive = _async_is_alive
+
+
+class SandboxKernelManager:
+    """What nbclient asks of a kernel manager, answered by the fork server."""
+
+    def __init__(self, server: ForkServer) -> None:
+        self.server = server
+        self.has_kernel = True
+        self.ipykernel = True
+
+    async def interrupt_kernel(self) -> None:
+        self.server.request({"op": "interrupt"})
+
+    async def is_alive(self) -> bool:
+        try:
+            return bool(self.server.request({"op": "alive"}).get("alive"))
+        except KernelPoolError:
+            return False
+
+
+@dataclass
+class Kernel:
+    """A started, connected kernel in its sandbox, lent to one submission."""
+
+    server: ForkServer
+    connection: dict[str, Any]
+    guard_key: bytes
+    device: str
+    gpu_slot: int | None = None
+    context: zmq.asyncio.Context | None = field(default=None, repr=False)
+
+    @property
+    def home(self) -> str:
+        return self.server.home
+
+    def put_files(self, folder: str, files: dict[str, bytes]) -> None:
+        encoded = [[rel, base64.b64encode(data).decode()] for rel, data in files.items()]
+        reply = self.server.request({"op": "put", "dir": folder, "files": encoded}, timeout=120)
+        if "error" in reply:
+            raise KernelPoolError(reply["error"])
+
+    def client(self) -> SandboxedKernelClient:
+        """A new client (own zmq context: clients are used from one event loop each)."""
+        self.context = zmq.asyncio.Context()
+        self.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        client = SandboxedKernelClient(context=self.context)
+        client.load_connection_info(self.connection)  # type: ignore[arg-type]
+        client.server = self.server
+        return client
+
+    async def connect(self, timeout: float = 30.0) -> SandboxedKernelClient:
+        """A client whose IOPub subscription is live: the kernel has welcomed it.
+
+        A subscription made just before executing may otherwise miss the first outputs (ZeroMQ's
+        slow joiner); ipykernel greets each new subscriber with `iopub_welcome`.
+        """
+        client = self.client()
+        client.start_channels(hb=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await client.is_alive():
+                client.stop_channels()
+                self.close_context()
+                raise KernelPoolError("the kernel did not start")
+            try:
+                message = await client.get_iopub_msg(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
+            if message["msg_type"] == "iopub_welcome":
+                return client
+
+    def manager(self) -> SandboxKernelManager:
+        return SandboxKernelManager(self.server)
+
+    def reports(self) -> str:
+        try:
+            return str(self.server.request({"op": "reports"}).get("reports", ""))
+        except KernelPoolError:
+            return ""
+
+    def close_context(self) -> None:
+        if self.context is not None:
+            self.context.destroy(linger=0)
+            self.context = None
+
+
+class KernelPool:
+    """`size` sandboxes, each keeping one kernel warm; `kernel()` lends the next warm one."""
+
+    def __init__(
+        self,
+        size: int,
+        policy: SandboxPolicy,
+        preload: list[str] | None = None,
+        gpu: bool = False,
+        gpu_slots: GpuSlots | None = None,
+        cell_limits: dict[str, int] | None = None,
+        folder: str = "submission",
+    ) -> None:
+        sandbox.check_available(policy)
+        self.size = max(1, size)
+        self.policy = policy
+        self.preload = list(preload or [])
+        self.gpu = gpu
+        self.gpu_slots = gpu_slots or GpuSlots(())
+        self.limits = cell_limits or policy.kernel_limits()
+        self.folder = folder  # the kernels' working folder in their home, where files go
+        self.work = Path(tempfile.mkdtemp(prefix="kernel-pool-"))
+        os.chmod(self.work, 0o711)
+        self.warm: queue.Queue[Kernel | BaseException] = queue.Queue()
+        self.servers: list[ForkServer] = []
+        self.closed = False
+        self.started = time.perf_counter()
+        self._threads: list[threading.Thread] = []
+        self._slot_lock = threading.Lock()
+        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-launcher")
+        for slot in range(self.size):
+            self._in_background(self._start_slot, slot)
+
+    def _in_background(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _start_slot(self, slot: int) -> None:
+        try:
+            server = ForkServer(slot, self.policy, self.preload, self.work, self._launcher)
+            with self._slot_lock:
+                self.servers.append(server)
+            self.warm.put(self._spawn(server))
+        except BaseException as e:  # surfaces in kernel() instead of dying silently
+            self.warm.put(e)
+
+    def _spawn(self, server: ForkServer) -> Kernel:
+        gpu_slot, device = None, "cpu"
+        env = sandbox.server_environment()
+        env["HOME"] = server.home
+        env["TMPDIR"] = f"{server.home}/.tmp"
+        if self.gpu and self.gpu_slots.available:
+            gpu_slot = self.gpu_slots.acquire()
+            env["CUDA_VISIBLE_DEVICES"] = self.gpu_slots.device(gpu_slot)
+            device = f"gpu:{self.gpu_slots.device(gpu_slot)}"
+        elif self.gpu:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        key = secrets.token_bytes(32)
+        connection = {
+            "transport": "ipc",
+            "ip": f"{server.inner_run_dir}/kernel",
+            "shell_port": 1,
+            "iopub_port": 2,
+            "stdin_port": 3,
+            "control_port": 4,
+            "hb_port": 5,
+            "key": secrets.token_hex(32),
+            "signature_scheme": "hmac-sha256",
+            "kernel_name": "python3",
+        }
+        connection_file = Path(server.run_dir) / "kernel.json"
+        connection_file.write_text(json.dumps(connection))
+        if server.uid is not None:
+            os.chown(connection_file, server.uid, server.uid)
+        reply = server.request(
+            {
+                "op": "spawn",
+                "connection_file": f"{server.inner_run_dir}/kernel.json",
+                "cwd": f"{server.home}/{self.folder}",
+                "env": env,
+                "limits": self.limits,
+                "kernel_args": KERNEL_ARGS,
+                "guard_key": key.hex(),
+                "hide_paths": [sandbox.GRADER_PATH, str(sandbox.PACKAGE_DIR.parent)],
+            }
+        )
+        if "error" in reply:
+            raise KernelPoolError(reply["error"])
+        outside = {**connection, "ip": str(server.run_dir / "kernel")}
+        kernel = Kernel(server, outside, key, device, gpu_slot)
+        self._wait_ready(kernel)
+        return kernel
+
+    def _wait_ready(self, kernel: Kernel) -> None:
+        """Until the kernel answers kernel_info (shell only: its IOPub is left to the grader)."""
+        import asyncio
+
+        async def ready() -> None:
+            client = kernel.client()
+            client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+            try:
+                msg_id = client.kernel_info()
+                deadline = time.monotonic() + KERNEL_READY_TIMEOUT
+                while time.monotonic() < deadline:
+                    try:
+                        reply = await client.get_shell_msg(timeout=1.0)
+                    except queue.Empty:
+                        if not await client.is_alive():
+                            break
+                        continue
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        return
+                raise KernelPoolError(f"the kernel did not start: {kernel.server.log_tail()}")
+            finally:
+                client.stop_channels()
+                kernel.close_context()
+
+        asyncio.run(ready())
+
+    def _recycle(self, kernel: Kernel) -> None:
+        server = kernel.server
+        try:
+            try:
+                if server.alive():
+                    server.request({"op": "reset"}, timeout=60)
+            finally:
+                if kernel.gpu_slot is not None:
+                    self.gpu_slots.release(kernel.gpu_slot)
+            if self.closed:
+                return
+            if not server.alive():
+                raise KernelPoolError("sandbox died")
+            self.warm.put(self._spawn(server))
+        except BaseException:
+            if self.closed:
+                return
+            log.warning("sandbox %s is replaced after a failure", server.slot, exc_info=True)
+            with self._slot_lock:
+                if server in self.servers:
+                    self.servers.remove(server)
+            server.close()
+            self._start_slot(server.slot)
+
+    @contextmanager
+    def kernel(self, timeout: float = 300.0) -> Iterator[Kernel]:
+        """Lend the next warm kernel; it is killed with its sandbox's processes afterwards."""
+        try:
+            item = self.warm.get(timeout=timeout)
+        except queue.Empty as e:
+            raise KernelPoolError(f"no kernel became ready within {timeout:.0f} s") from e
+        if isinstance(item, BaseException):
+            raise KernelPoolError(f"the kernel pool could not start a kernel: {item}") from item
+        try:
+            yield item
+        finally:
+            item.close_context()
+            self._in_background(self._recycle, item)
+
+    def close(self) -> None:
+        self.closed = True
+        for thread in list(self._threads):
+            thread.join(timeout=30)
+        with self._slot_lock:
+            servers, self.servers = self.servers, []
+        for server in servers:
+            server.close()
+        self._launcher.shutdown()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
