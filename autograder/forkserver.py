@@ -48,7 +48,7 @@ def _prctl(option: int, value: int) -> None:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
 
 
-def preload(names: list[str]) -> tuple[list[str], list[str]]:
+def preload(names: list[str], probe: bool = True) -> tuple[list[str], list[str]]:
     """Import what kernels will need, except a module whose import warns or starts a thread.
 
     A warning at import is shown in the learner's cell by stock nbgrader (and costs a test its
@@ -57,7 +57,7 @@ def preload(names: list[str]) -> tuple[list[str], list[str]]:
     a module half-imported into this process could not be imported again.
     """
     wanted = [name for name in names if name not in sys.modules]
-    clean = set(_probe_imports(wanted))
+    clean = set(_probe_imports(wanted)) if probe else set(wanted)
     loaded = [name for name in names if name in sys.modules or name in clean]
     for name in wanted:
         if name in clean:
@@ -209,12 +209,23 @@ class Server:
                     _kill_all_others()
                 elif self.kernel_pid:
                     _kill_session(self.kernel_pid)
-                return
+                os._exit(0)  # no interpreter teardown: nothing here needs flushing
             handler = handlers.get(op)
             try:
                 self.reply(handler(request) if handler else {"error": f"unknown op {op!r}"})
             except Exception as e:  # the server must outlive any one request
                 self.reply({"error": f"{type(e).__name__}: {e}"})
+
+
+def _warm_tracebacks() -> None:
+    """Format one traceback before forking: a kernel's first error then costs milliseconds, not
+    the 50 ms of IPython loading its traceback machinery (pygments, stack_data) per learner."""
+    from IPython.core.ultratb import AutoFormattedTB
+
+    try:
+        raise ZeroDivisionError("warm-up")
+    except ZeroDivisionError:
+        AutoFormattedTB(mode="Context").structured_traceback(*sys.exc_info())
 
 
 def _kill_all_others() -> int:
@@ -331,11 +342,16 @@ def main() -> None:
     started = time.perf_counter()
     # As ipykernel_launcher does: the start folder is not on the path (IPython adds '' itself).
     sys.path[:] = [p for p in sys.path if p and p != os.getcwd()]
-    loaded, skipped = preload([*KERNEL_MODULES, *config.get("preload", [])])
-    if "autograder.guard" not in sys.modules:
-        from autograder import guard
+    # The kernel's own modules: stock imports them before any cell runs, warnings or not.
+    kernel_loaded, kernel_skipped = preload(list(KERNEL_MODULES), probe=False)
+    before = {name.partition(".")[0] for name in sys.modules}
+    course_loaded, course_skipped = preload(config.get("preload", []))
+    loaded, skipped = kernel_loaded + course_loaded, kernel_skipped + course_skipped
+    _warm_tracebacks()
+    from autograder import guard
 
-        guard.prepare()
+    # The course's libraries are not touched by a kernel's start-up: no need to re-check them.
+    guard.prepare(static={name.partition(".")[0] for name in sys.modules} - before)
     server = Server(
         Path(config["home"]), Path(config["run_dir"]), control_out, "--pid-namespace" in sys.argv
     )

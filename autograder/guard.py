@@ -31,9 +31,12 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Any
 
 RUNNER_NAME = "__nbgrader_run_test__"
+_VALUES = operator.methodcaller("values")
+_FUNCTION_STATE = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
 # Swapped by ipykernel for every request (stdin forwarding): not a trick.
 VOLATILE_BUILTINS = frozenset({"input", "raw_input"})
 
@@ -53,41 +56,40 @@ def _watched_value(value: Any) -> bool:
     return callable(value) or isinstance(value, types.ModuleType | classmethod | staticmethod)
 
 
-class _Attributes:
-    """Watched attributes of one package's modules and classes, as flat parallel tuples.
+class _Space:
+    """One module's or class's namespace: all its values (fast check) and the watched ones."""
 
-    `changed()` runs entirely in C (`map(dict.get, ...)`, `map(operator.is_, ...)`): a test cell
-    pays about a millisecond for tens of thousands of references.
-    """
+    __slots__ = ("owner", "space", "values", "watched")
 
-    __slots__ = ("owners", "spaces", "names", "values", "getter")
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+        self.space = vars(owner)  # a live view for a class
+        self.values = tuple(self.space.values())
+        self.watched = {
+            name: value
+            for name, value in list(self.space.items())
+            if _watched_value(value) and name not in ("__dict__", "__weakref__", "__doc__")
+        }
 
-    def __init__(self, owners: list[Any], names: list[str], values: list[Any], getter: Any) -> None:
-        self.owners = tuple(owners)
-        self.spaces = tuple(
-            vars(o) for o in owners
-        )  # live views of the modules' and classes' dicts
-        self.names = tuple(names)
-        self.values = tuple(values)
-        self.getter = getter  # dict.get or mappingproxy.get
+    def unchanged(self) -> bool:
+        """Nothing at all changed: one C loop over the values, the common case."""
+        return len(self.space) == len(self.values) and all(
+            map(operator.is_, self.space.values(), self.values)
+        )
 
-    def changed(self) -> bool:
-        current = map(self.getter, self.spaces, self.names)
-        return not all(map(operator.is_, current, self.values))
+    def replaced(self) -> list[str]:
+        """Watched attributes that now hold another object (a deleted one fails by itself)."""
+        return [
+            name for name, value in self.watched.items() if self.space.get(name, value) is not value
+        ]
 
-    def forget_deleted(self) -> None:
-        """Drop attributes that no longer exist, so the fast check passes again."""
-        keep = [i for i, (space, name) in enumerate(zip(self.spaces, self.names, strict=True))
-                if name in space]  # fmt: skip
-        if len(keep) < len(self.names):
-            self.owners = tuple(self.owners[i] for i in keep)
-            self.spaces = tuple(self.spaces[i] for i in keep)
-            self.names = tuple(self.names[i] for i in keep)
-            self.values = tuple(self.values[i] for i in keep)
+    def rebaseline(self) -> None:
+        """Data changed, nothing watched did: take the new values for the fast check."""
+        self.values = tuple(self.space.values())
 
 
 class _Functions:
-    """Functions of one package with their code, defaults and keyword defaults."""
+    """A package's functions and their code, defaults and keyword defaults."""
 
     __slots__ = ("functions", "codes", "defaults", "kwdefaults")
 
@@ -98,52 +100,66 @@ class _Functions:
         self.kwdefaults = tuple(f.__kwdefaults__ for f in functions)
 
     def changed(self) -> bool:
-        # Code only on the fast path: defaults are compared when the slow path runs.
-        return not all(map(operator.is_, map(_GET_CODE, self.functions), self.codes))
+        return not (
+            all(map(operator.is_, map(_GET_CODE, self.functions), self.codes))
+            and all(map(operator.is_, map(_GET_DEFAULTS, self.functions), self.defaults))
+            and all(map(operator.is_, map(_GET_KWDEFAULTS, self.functions), self.kwdefaults))
+        )
 
 
 _GET_CODE = operator.attrgetter("__code__")
+_GET_DEFAULTS = operator.attrgetter("__defaults__")
+_GET_KWDEFAULTS = operator.attrgetter("__kwdefaults__")
 
 
 class Snapshot:
     """References to the functions, classes and modules of every loaded module, by package.
 
-    Only a package in which something changed is walked in Python, to name and undo the change.
+    A test cell pays one identity comparison per value (a C loop) for the packages it uses;
+    only a namespace in which something changed is looked at in Python. Function code swaps
+    are seen by an audit hook (they raise `object.__setattr__`), so function objects are only
+    compared when one happened.
     """
 
     def __init__(self) -> None:
-        self.attributes: dict[str, list[_Attributes]] = {}
-        self.functions: dict[str, list[_Functions]] = {}
+        self.spaces: dict[str, list[_Space]] = {}
+        # Per package, for the one-pass check: the namespaces, their sizes and all values.
+        self.flat: dict[str, tuple[tuple[Any, ...], tuple[int, ...], tuple[Any, ...]]] = {}
+        self.functions: dict[str, _Functions] = {}
         self.seen_modules: set[str] = set()
+        self.static: frozenset[str] = frozenset()
 
     def add_loaded_modules(self) -> None:
-        by_package: dict[str, tuple[list[Any], ...]] = {}
         for name, module in list(sys.modules.items()):
             if name in self.seen_modules or not isinstance(module, types.ModuleType):
                 continue
             self.seen_modules.add(name)
-            lists = by_package.setdefault(name.partition(".")[0], ([], [], [], [], [], [], []))
-            m_owners, m_names, m_values, c_owners, c_names, c_values, functions = lists
+            package = name.partition(".")[0]
+            self.flat.pop(package, None)
+            spaces = self.spaces.setdefault(package, [])
+            functions = list(self.functions[package].functions) if package in self.functions else []
             for owner in (module, *self._classes_of(module, name)):
-                is_module = owner is module
-                for attr, value in list(vars(owner).items()):
-                    if not _watched_value(value) or attr in ("__dict__", "__weakref__", "__doc__"):
-                        continue
-                    (m_owners if is_module else c_owners).append(owner)
-                    (m_names if is_module else c_names).append(attr)
-                    (m_values if is_module else c_values).append(value)
-                    function = _function(value)
-                    if function is not None:
-                        functions.append(function)
-        for package, lists in by_package.items():
-            m_owners, m_names, m_values, c_owners, c_names, c_values, functions = lists
-            self.attributes.setdefault(package, []).extend(
-                [
-                    _Attributes(m_owners, m_names, m_values, dict.get),
-                    _Attributes(c_owners, c_names, c_values, types.MappingProxyType.get),
-                ]
-            )
-            self.functions.setdefault(package, []).append(_Functions(functions))
+                space = _Space(owner)
+                spaces.append(space)
+                functions += [f for f in map(_function, space.watched.values()) if f is not None]
+            self.functions[package] = _Functions(functions)
+
+        self.flat.clear()
+
+    def _flat(self, package: str) -> tuple[tuple[Any, ...], tuple[int, ...], tuple[Any, ...]]:
+        flat = self.flat.get(package)
+        if flat is None:
+            spaces = tuple(s.space for s in self.spaces.get(package, ()))
+            values = tuple(chain.from_iterable(map(_VALUES, spaces)))
+            flat = self.flat[package] = (spaces, tuple(map(len, spaces)), values)
+        return flat
+
+    def package_unchanged(self, package: str) -> bool:
+        """Nothing in any namespace of the package changed: C loops only."""
+        spaces, sizes, values = self._flat(package)
+        return tuple(map(len, spaces)) == sizes and all(
+            map(operator.is_, chain.from_iterable(map(_VALUES, spaces)), values)
+        )
 
     @staticmethod
     def _classes_of(module: types.ModuleType, name: str) -> list[type]:
@@ -156,55 +172,47 @@ class Snapshot:
     def refresh(self) -> None:
         """Take the current values as the reference (no learner code has run yet): the kernel's
         own start-up legitimately replaces a few things (ipykernel patches IPython's Pdb)."""
-        for groups in self.attributes.values():
-            for group in groups:
-                group.forget_deleted()
-                if group.changed():
-                    group.values = tuple(
-                        v if c is None else c
-                        for c, v in zip(
-                            map(group.getter, group.spaces, group.names), group.values, strict=True
-                        )
-                    )
-        for package, functions in self.functions.items():
-            self.functions[package] = [
-                _Functions(list(f.functions)) if f.changed() else f for f in functions
-            ]
+        for package, spaces in self.spaces.items():
+            if package in self.static or self.package_unchanged(package):
+                continue
+            self.flat.pop(package, None)
+            for space in spaces:
+                if not space.unchanged():
+                    for name in space.replaced():
+                        space.watched[name] = space.space[name]
+                    space.rebaseline()
+        # Functions are not refreshed: start-up replaces objects, it does not swap code.
 
-    def check(self, packages: Iterable[str], restore: bool) -> list[str]:
+    def check(self, packages: Iterable[str], restore: bool, functions: bool) -> list[str]:
         changed: list[str] = []
         for package in packages:
-            for group in self.attributes.get(package, ()):
-                if not group.changed():
+            if not functions and self.package_unchanged(package):
+                continue
+            self.flat.pop(package, None)
+            for space in self.spaces.get(package, ()):
+                if space.unchanged():
                     continue
-                for owner, space, attr, value in zip(
-                    group.owners, group.spaces, group.names, group.values, strict=True
-                ):
-                    current = space.get(attr, _MISSING)
-                    if current is _MISSING or current is value:
-                        continue  # a deleted attribute fails loudly by itself
-                    changed.append(f"{_owner_name(owner)}.{attr} was replaced")
+                replaced = space.replaced()
+                for name in replaced:
+                    changed.append(f"{_owner_name(space.owner)}.{name} was replaced")
                     if restore:
-                        _set(owner, attr, value)
-                group.forget_deleted()
-            for functions in self.functions.get(package, ()):
-                if not functions.changed():
+                        _set(space.owner, name, space.watched[name])
+                if restore or not replaced:
+                    space.rebaseline()
+            group = self.functions.get(package)
+            if not functions or group is None:
+                continue
+            for function, code, defaults, kwdefaults in zip(
+                group.functions, group.codes, group.defaults, group.kwdefaults, strict=True
+            ):
+                state = (function.__code__, function.__defaults__, function.__kwdefaults__)
+                if all(map(operator.is_, state, (code, defaults, kwdefaults))):
                     continue
-                for function, code, defaults, kwdefaults in zip(
-                    functions.functions,
-                    functions.codes,
-                    functions.defaults,
-                    functions.kwdefaults,
-                    strict=True,
-                ):
-                    state = (function.__code__, function.__defaults__, function.__kwdefaults__)
-                    if all(map(operator.is_, state, (code, defaults, kwdefaults))):
-                        continue
-                    changed.append(f"{function.__qualname__} has changed code")
-                    if restore:
-                        function.__code__ = code
-                        function.__defaults__ = defaults
-                        function.__kwdefaults__ = kwdefaults
+                changed.append(f"{function.__qualname__} has changed code")
+                if restore:
+                    function.__code__ = code
+                    function.__defaults__ = defaults
+                    function.__kwdefaults__ = kwdefaults
         return changed
 
 
@@ -231,10 +239,14 @@ _SNAPSHOT = Snapshot()
 _TEE_CODE: Any = None
 
 
-def prepare() -> None:
+def prepare(static: set[str] | None = None) -> None:
     """In the fork server, before any fork: reference everything loaded so far (shared copy-on-
-    write by every kernel, so each kernel's own install only adds what it loaded itself)."""
+    write by every kernel, so each kernel's own install only adds what it loaded itself).
+    `static`: packages a kernel's start-up leaves alone (the course's libraries)."""
     _SNAPSHOT.add_loaded_modules()
+    _SNAPSHOT.static = frozenset(static or ())
+    for package in _SNAPSHOT.spaces:
+        _SNAPSHOT._flat(package)  # built once here, shared by every forked kernel
     global _TEE_CODE
     _TEE_CODE = _tee_code()
 
@@ -250,6 +262,16 @@ class Guard:
         self.snapshot = _SNAPSHOT
         self.snapshot.refresh()
         self.snapshot.add_loaded_modules()
+        # Code, defaults and keyword defaults of a function can only be swapped through an
+        # audited setattr; an audit hook cannot be removed once added.
+        code_swaps = [0]
+
+        def audit(event: str, args: tuple[Any, ...]) -> None:
+            if event == "object.__setattr__" and len(args) > 1 and args[1] in _FUNCTION_STATE:
+                code_swaps[0] += 1
+
+        sys.addaudithook(audit)
+        self.code_swaps = code_swaps
         with shell.builtin_trap:
             self.builtins = {
                 name: value
@@ -395,7 +417,7 @@ class Guard:
         packages = self.packages_used(source)
         changes = [f"{p[1:]} is not the imported module" for p in packages if p.startswith("!")]
         changes += self.machinery_changes(restore=True)
-        changes += self.snapshot.check(sorted(packages), restore=True)
+        changes += self._library_changes(packages)
         events = self.shell.events.callbacks
         learner_events = {name: list(cbs) for name, cbs in events.items()}
         for name, cbs in events.items():
@@ -407,11 +429,17 @@ class Guard:
             raised = bool(result.error_before_exec or result.error_in_exec)
         finally:
             after = self.machinery_changes(restore=True)
-            after += self.snapshot.check(sorted(packages), restore=True)
+            after += self._library_changes(packages)
             changes += [f"during the test: {c}" for c in after]
             for name, cbs in learner_events.items():
                 events[name][:] = cbs
             self.report(nonce, source, raised, changes)
+
+    def _library_changes(self, packages: set[str]) -> list[str]:
+        swaps = self.code_swaps[0]
+        changes = self.snapshot.check(sorted(packages), restore=True, functions=swaps > 0)
+        self.code_swaps[0] = 0
+        return changes
 
     def report(self, nonce: str, source: str, raised: bool, changes: list[str]) -> None:
         body = {

@@ -127,12 +127,19 @@ class ForkServer:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def close(self) -> None:
-        if self.alive():
+    def stop(self) -> None:
+        """Ask the server to kill its sandbox's processes and exit (without waiting)."""
+        if self.alive() and self.process.stdin is not None:
             try:
-                self.request({"op": "exit"}, timeout=0.01)
-            except (KernelPoolError, OSError, ValueError):
+                with self.lock:
+                    self.process.stdin.write(b'{"op": "exit"}\n')
+                    self.process.stdin.flush()
+            except (OSError, ValueError):
                 pass
+
+    def close(self) -> None:
+        self.stop()
+        if self.alive():
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -403,11 +410,13 @@ class KernelPool:
             self._in_background(self._recycle, item)
 
     def close(self) -> None:
-        self.closed = True
+        self.closed = True  # recycling stops before forking another kernel
         for thread in list(self._threads):
             thread.join(timeout=30)
         with self._slot_lock:
             servers, self.servers = self.servers, []
+        for server in servers:
+            server.stop()  # all at once, then wait for each
         for server in servers:
             server.close()
         self._launcher.shutdown()
