@@ -154,6 +154,10 @@ class Snapshot:
             flat = self.flat[package] = (spaces, tuple(map(len, spaces)), values)
         return flat
 
+    def build_flat(self) -> None:
+        for package in self.spaces:
+            self._flat(package)
+
     def package_unchanged(self, package: str) -> bool:
         """Nothing in any namespace of the package changed: C loops only."""
         spaces, sizes, values = self._flat(package)
@@ -199,6 +203,7 @@ class Snapshot:
                         _set(space.owner, name, space.watched[name])
                 if restore or not replaced:
                     space.rebaseline()
+            self._flat(package)  # rebuilt from the restored state
             group = self.functions.get(package)
             if not functions or group is None:
                 continue
@@ -245,8 +250,7 @@ def prepare(static: set[str] | None = None) -> None:
     `static`: packages a kernel's start-up leaves alone (the course's libraries)."""
     _SNAPSHOT.add_loaded_modules()
     _SNAPSHOT.static = frozenset(static or ())
-    for package in _SNAPSHOT.spaces:
-        _SNAPSHOT._flat(package)  # built once here, shared by every forked kernel
+    _SNAPSHOT.build_flat()  # built once here, shared by every forked kernel
     global _TEE_CODE
     _TEE_CODE = _tee_code()
 
@@ -262,6 +266,7 @@ class Guard:
         self.snapshot = _SNAPSHOT
         self.snapshot.refresh()
         self.snapshot.add_loaded_modules()
+        self.snapshot.build_flat()  # now, before any learner code: never lazily after it
         # Code, defaults and keyword defaults of a function can only be swapped through an
         # audited setattr; an audit hook cannot be removed once added.
         code_swaps = [0]
@@ -278,6 +283,8 @@ class Guard:
                 for name, value in vars(builtins).items()
                 if name not in VOLATILE_BUILTINS
             }
+        self.builtins_dict = vars(builtins)
+        self.builtins_items = tuple(self.builtins.items())
         self.run_cell = type(shell).run_cell
         manager = shell.input_transformer_manager
         self.attributes: list[tuple[Any, str, Any]] = []
@@ -307,6 +314,10 @@ class Guard:
         self.events = {name: list(cbs) for name, cbs in shell.events.callbacks.items()}
         # What IPython and ipykernel themselves set while a cell runs, besides the resting value.
         self.sigint = (signal.getsignal(signal.SIGINT), signal.default_int_handler)
+        # sys.modules as imported before learner code: a fake module put in its place would be
+        # what a test's own `import` gets.
+        self.module_names = tuple(n for n, m in sys.modules.items() if m is not None)
+        self.modules = tuple(sys.modules[n] for n in self.module_names)
         self.sys_hooks = {
             "excepthook": (sys.excepthook, shell.excepthook),
             "displayhook": (sys.displayhook, shell.displayhook),
@@ -331,6 +342,14 @@ class Guard:
     # --- checks -------------------------------------------------------------------------------
     def machinery_changes(self, restore: bool) -> list[str]:
         changes = []
+        found_modules = map(sys.modules.get, self.module_names)
+        if not all(map(operator.is_, found_modules, self.modules)):
+            for name, module in zip(self.module_names, self.modules, strict=True):
+                found = sys.modules.get(name)
+                if found is not None and found is not module:
+                    changes.append(f"sys.modules[{name!r}] was replaced")
+                    if restore:
+                        sys.modules[name] = module
         for owner, name, value in self.attributes:
             if getattr(owner, name, _MISSING) is not value:
                 changes.append(f"{type(owner).__name__}.{name} was replaced")
@@ -355,12 +374,7 @@ class Guard:
                         del own[name]
                     else:
                         own[name] = original
-        current = vars(builtins)
-        for name, value in self.builtins.items():
-            if current.get(name, _MISSING) is not value:
-                changes.append(f"builtins.{name} was replaced")
-                if restore:
-                    current[name] = value
+        changes += self.builtins_changes(restore)
         for name, allowed in self.sys_hooks.items():
             current = getattr(sys, name)
             if not any(current is a or current == a for a in allowed):
@@ -413,23 +427,48 @@ class Guard:
         return packages
 
     # --- the runner -----------------------------------------------------------------------------
+    def builtins_changes(self, restore: bool) -> list[str]:
+        """Builtins first, using no builtin: the rest of the guard relies on them."""
+        changes = []
+        current = self.builtins_dict
+        for name, value in self.builtins_items:
+            if current.get(name, _MISSING) is not value:
+                changes.append(f"builtins.{name} was replaced")
+                if restore:
+                    current[name] = value
+        return changes
+
     def run_test(self, nonce: str, source: str) -> None:
+        changes = self.builtins_changes(restore=True)
+        try:
+            self._run_test(nonce, source, changes)
+        except BaseException as e:
+            # The guard itself was broken (or the test escaped it): report, never pass.
+            self.report(nonce, "", True, [*changes, f"the guard failed: {type(e).__name__}"])
+            raise
+
+    def _run_test(self, nonce: str, source: str, changes: list[str]) -> None:
         packages = self.packages_used(source)
-        changes = [f"{p[1:]} is not the imported module" for p in packages if p.startswith("!")]
+        changes += [f"{p[1:]} is not the imported module" for p in packages if p.startswith("!")]
         changes += self.machinery_changes(restore=True)
         changes += self._library_changes(packages)
         events = self.shell.events.callbacks
         learner_events = {name: list(cbs) for name, cbs in events.items()}
         for name, cbs in events.items():
             original = self.events.get(name, [])
-            cbs[:] = [cb for cb in cbs if cb in original or _trusted(cb)]
+            kept = [cb for cb in cbs if cb in original or _trusted(cb)]
+            if len(kept) < len(cbs) and name in ("pre_execute", "pre_run_cell"):
+                changes.append(f"learner code registered a {name} callback (not run for tests)")
+            cbs[:] = kept
         raised = True
         try:
             result = self.run_cell(self.shell, source, store_history=True)
             raised = bool(result.error_before_exec or result.error_in_exec)
         finally:
+            # The kernel's own packages were restored before the test; a change to them during
+            # the test shows in the machinery check, or as an error the grader never saw.
             after = self.machinery_changes(restore=True)
-            after += self._library_changes(packages)
+            after += self._library_changes(packages - set(CORE_PACKAGES))
             changes += [f"during the test: {c}" for c in after]
             for name, cbs in learner_events.items():
                 events[name][:] = cbs
@@ -487,6 +526,7 @@ def install(shell: Any, kernel: Any, report_fd: int, key: bytes) -> None:
     runner = guard.run_test
     builtins.__dict__[RUNNER_NAME] = runner
     guard.builtins[RUNNER_NAME] = runner
+    guard.builtins_items = tuple(guard.builtins.items())
 
 
 def verify_reports(text: str, key: bytes) -> dict[str, dict[str, Any]]:

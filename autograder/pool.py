@@ -145,6 +145,12 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:  # a dead server's stdin: buffered bytes cannot be flushed
+                    pass
         self.log_file.close()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -387,7 +393,7 @@ class KernelPool:
         except BaseException:
             if self.closed:
                 return
-            log.warning("sandbox %s is replaced after a failure", server.slot, exc_info=True)
+            log.warning("sandbox %s is replaced after a failure", server.slot)
             with self._slot_lock:
                 if server in self.servers:
                     self.servers.remove(server)
