@@ -151,18 +151,22 @@ async def _run(
                     client.async_execute_cell(to_run, index, store_history=to_run is cell),
                     timeout=remaining,
                 )
+            except CellTimeoutError:  # a TimeoutError too: it must come first
+                # No idle status after the reply: a kernel stuck in a cell that ignored its
+                # interrupt, or a connection cut by a message over the size limit.
+                if await _responsive(client):
+                    reason = f"code cell {position + 1} flooded its output or cut the connection"
+                else:
+                    reason = f"code cell {position + 1} ignored the interrupt after its time limit"
+                outcome.flags.append(reason)
+                outcome.not_run.update(code_cells[position:])
+                return
             except TimeoutError:
                 outcome.flags.append("the notebook ran out of time")
                 outcome.not_run.update(code_cells[position:])
                 return
             except DeadKernelError:
                 outcome.flags.append(f"the kernel died in code cell {position + 1}")
-                outcome.not_run.update(code_cells[position:])
-                return
-            except CellTimeoutError:
-                outcome.flags.append(
-                    f"code cell {position + 1} flooded its output or cut the connection"
-                )
                 outcome.not_run.update(code_cells[position:])
                 return
             if to_run is not cell:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autograder.nbgrader_cli import CourseDir
+from autograder.nbgrader_cli import CourseDir, generate_in_process
 from autograder.notebooks import graded_cells
 from autograder.results import CellResult, CellStatus, GradeResult, NotebookResult
 
@@ -28,7 +28,7 @@ def grade_stock(source_dir: Path, submissions: Mapping[str, Path]) -> dict[str, 
     }
     with tempfile.TemporaryDirectory(prefix="stock-") as tmp:
         course = CourseDir(Path(tmp), source_dir)
-        course.run("generate_assignment")
+        generate_in_process(course)  # the same nbgrader code; only autograde is the reference
         learners = dict(submissions)
         for learner, folder in learners.items():
             shutil.copytree(folder, course.submitted_dir(learner))

@@ -21,52 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-
 from autograder.release import generate_release
 from autograder.stock import grade_stock
+from autograder.variants import make_submissions
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "courses" / "python-numpy-for-ai" / "vital-signs-arrays"
-KINDS = ("right", "wrong", "partly", "crashing")
-
-
-def make_submissions(source: Path, release: Path, root: Path, count: int) -> dict[str, Path]:
-    folders = {}
-    for i in range(count):
-        kind = KINDS[i % len(KINDS)]
-        learner = f"{kind}-{i:02d}"
-        folder = root / learner
-        folder.mkdir(parents=True)
-        for path in source.iterdir():
-            if path.suffix != ".ipynb":
-                (folder / path.name).write_bytes(path.read_bytes())
-        for notebook in source.glob("*.ipynb"):
-            solved = nbformat.read(notebook, as_version=4)
-            given = nbformat.read(release / notebook.name, as_version=4)
-            nbformat.write(_variant(kind, solved, given, i), folder / notebook.name)
-        folders[learner] = folder
-    return folders
-
-
-def _variant(
-    kind: str, solved: nbformat.NotebookNode, given: nbformat.NotebookNode, seed: int
-) -> nbformat.NotebookNode:
-    if kind == "wrong":
-        return given
-    answers = [
-        i
-        for i, cell in enumerate(solved.cells)
-        if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and cell.cell_type == "code"
-    ]
-    if kind == "partly":
-        for n, index in enumerate(answers):
-            if (n + seed) % 2:
-                solved.cells[index].source = given.cells[index].source
-    if kind == "crashing" and answers:
-        cell = solved.cells[answers[0]]
-        cell.source = "raise RuntimeError('learner code crashed')\n" + cell.source
-    return solved
 
 
 def run_grade_many(source: Path, root: Path, workers: int) -> tuple[float, dict[str, float]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -212,13 +212,20 @@ def _slug_of(assignment: object) -> str:
 @lms.command("check-courses")
 @click.option("--course", "course_slug", help="Only this course.")
 def check_courses(course_slug: str | None) -> None:
-    """Validate courses/ and grade with stock nbgrader: sources full marks, releases zero."""
+    """Validate courses/ and grade with stock nbgrader: sources full marks, releases zero; then
+    grade the same right, wrong, partly right and crashing submissions with our autograder and
+    check that every cell scores exactly as stock nbgrader scores it."""
     import tempfile
     import time
 
+    from flask import current_app
+
+    from autograder.grade import grader_for
     from autograder.nbgrader_cli import NbgraderError
     from autograder.release import generate_release
+    from autograder.sandbox import SandboxPolicy
     from autograder.stock import grade_stock
+    from autograder.variants import make_submissions
     from lms.services import catalog
 
     specs, problems = catalog.load(_courses_root())
@@ -237,12 +244,20 @@ def check_courses(course_slug: str | None) -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     release = Path(tmp) / assignment.slug
                     generate_release(assignment.folder, release)
-                    results = grade_stock(
-                        assignment.folder, {"source": assignment.folder, "release": release}
-                    )
+                    learners = {"source": assignment.folder, "release": release}
+                    variants = make_submissions(assignment.folder, release, Path(tmp) / "sub")
+                    # right == source and wrong == release: only the other two are new.
+                    learners |= {k: v for k, v in variants.items() if k[0] in "pc"}
+                    results = grade_stock(assignment.folder, learners)
+                    policy = SandboxPolicy(mode=current_app.config["SANDBOX"])
+                    with grader_for(
+                        assignment.folder, 2, policy, gpu=assignment.gpu
+                    ) as grader:  # fmt: skip
+                        ours = {name: grader.grade(folder) for name, folder in learners.items()}
             except NbgraderError as e:
                 problems.append(f"{where}: {e}")
                 continue
+            problems += [f"{where}: {p}" for p in _parity_problems(results, ours)]
             seconds = time.perf_counter() - started
             slowest = max(slowest, (where, results["source"].seconds), key=lambda s: s[1])
             source_score, possible = results["source"].autograded()
@@ -274,6 +289,23 @@ def check_courses(course_slug: str | None) -> None:
         f"All {len(assignments)} assignments pass; slowest to grade: {slowest[0]} "
         f"({slowest[1]:.1f} s per submission with stock nbgrader)."
     )
+
+
+def _parity_problems(stock: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """Every cell of every learner must score as stock nbgrader scores it."""
+    problems = []
+    for learner, expected in stock.items():
+        got = ours[learner]
+        for name, notebook in expected.notebooks.items():
+            for grade_id, cell in notebook.cells.items():
+                mine = got.notebooks[name].cells.get(grade_id)
+                if mine is None or (mine.score, mine.status) != (cell.score, cell.status):
+                    problems.append(
+                        f"parity: {learner} {name}/{grade_id}: stock {cell.score:g} "
+                        f"({cell.status}), ours {mine and mine.score} ({mine and mine.status})"
+                    )
+        problems += [f"parity: {learner}: {flag}" for flag in got.flags]
+    return problems
 
 
 def _check_label(item: object) -> str:

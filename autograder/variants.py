@@ -1,0 +1,53 @@
+"""Submissions made from a source assignment, for parity checks and benchmarks.
+
+right: the source's own solutions; wrong: the release as given; partly: every other answer left
+as released; crashing: a cell that raises before the first answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+KINDS = ("right", "wrong", "partly", "crashing")
+
+
+def make_submissions(
+    source: Path, release: Path, root: Path, count: int = len(KINDS)
+) -> dict[str, Path]:
+    """`count` learner folders under `root`, cycling through the kinds: {learner: folder}."""
+    folders = {}
+    for i in range(count):
+        kind = KINDS[i % len(KINDS)]
+        learner = f"{kind}-{i:02d}"
+        folder = root / learner
+        folder.mkdir(parents=True)
+        for path in source.iterdir():
+            if path.is_file() and path.suffix != ".ipynb":
+                (folder / path.name).write_bytes(path.read_bytes())
+        for notebook in source.glob("*.ipynb"):
+            solved = nbformat.read(notebook, as_version=4)
+            given = nbformat.read(release / notebook.name, as_version=4)
+            nbformat.write(variant(kind, solved, given, i), folder / notebook.name)
+        folders[learner] = folder
+    return folders
+
+
+def variant(kind: str, solved: NotebookNode, given: NotebookNode, seed: int = 0) -> NotebookNode:
+    if kind == "wrong":
+        return given
+    answers = [
+        i
+        for i, cell in enumerate(solved.cells)
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and cell.cell_type == "code"
+    ]
+    if kind == "partly":
+        for n, index in enumerate(answers):
+            if (n + seed) % 2:
+                solved.cells[index].source = given.cells[index].source
+    if kind == "crashing" and answers:
+        cell = solved.cells[answers[0]]
+        cell.source = "raise RuntimeError('learner code crashed')\n" + cell.source
+    return solved
