@@ -9,6 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FLASK_APP=wsgi \
     LMS_INSTANCE_PATH=/var/lib/lms
 
+# bubblewrap: every learner kernel runs in its sandbox; grading refuses to start without it.
+# (Inside a container it needs user namespaces, or run the grading worker with --privileged.)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap=0.8.* \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt

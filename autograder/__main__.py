@@ -32,7 +32,7 @@ def settings() -> tuple[SandboxPolicy, ExecutionLimits, GpuSlots, int]:
     )
     limits = ExecutionLimits(
         cell_timeout=float(os.environ.get("LMS_CELL_TIMEOUT", 30)),
-        notebook_timeout=float(os.environ.get("LMS_NOTEBOOK_TIMEOUT", 600)),
+        notebook_timeout=float(os.environ.get("LMS_NOTEBOOK_TIMEOUT", 300)),
     )
     return policy, limits, slots, int(os.environ.get("LMS_KERNEL_POOL_SIZE", 2))
 

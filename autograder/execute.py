@@ -38,7 +38,7 @@ UNRESPONSIVE_GRACE = 5.0
 @dataclass(frozen=True)
 class ExecutionLimits:
     cell_timeout: float = 30.0
-    notebook_timeout: float = 600.0
+    notebook_timeout: float = 300.0
     output_bytes: int = 8 * 1024 * 1024  # outputs kept per notebook; the rest is dropped
 
 

@@ -234,6 +234,8 @@ def _kill_all_others() -> int:
     In the sandbox's PID namespace kill(-1) reaches exactly the learner's processes (never the
     namespace's init or this server). Repeated because a fork bomb may fork between two sweeps.
     """
+    if os.getpid() > 2:  # bwrap's init is 1 and this server 2: anything else is not a sandbox
+        raise RuntimeError("refusing kill(-1) outside the sandbox's own PID namespace")
     killed = 0
     for _ in range(200):
         try:
