@@ -24,7 +24,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
 from autograder import guard
-from autograder.pool import Kernel, KernelPoolError, SandboxedKernelClient
+from autograder.pool import Kernel, KernelPoolError, SandboxedKernelClient, run_coroutine
 
 # nbgrader's Execute defaults (nbgrader/preprocessors/execute.py).
 ERROR_ON_TIMEOUT = {
@@ -142,7 +142,7 @@ async def _run(
                 to_run = NotebookNode(
                     cell_type="code",
                     metadata=cell.metadata,
-                    source=guard.test_cell_call(nonce, cell.source),
+                    source=guard.runner_call(nonce, cell.source),
                     outputs=[],
                     execution_count=None,
                 )
@@ -214,7 +214,7 @@ def execute_notebook(nb: NotebookNode, kernel: Kernel, limits: ExecutionLimits) 
     """Execute every code cell of `nb` in place; read the guard's reports afterwards."""
     outcome = ExecutionOutcome()
     try:
-        asyncio.run(_run(nb, kernel, limits, outcome))
+        run_coroutine(_run(nb, kernel, limits, outcome))
     except KernelPoolError as e:
         outcome.flags.append(f"the sandbox failed: {e}")
         outcome.not_run.update(i for i, c in enumerate(nb.cells) if c.cell_type == "code")

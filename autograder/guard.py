@@ -5,8 +5,9 @@ out of its reach; the guard makes every known trick fail loudly instead of silen
 
 1. Before any learner code runs, `install` takes references to the shell's machinery (run_cell,
    showtraceback, transformers, event callbacks, display hooks, custom exception handlers, the
-   session that sends messages), to builtins, and to every function and class attribute of the
-   modules then loaded (their code objects too: a swapped `__code__` is caught).
+   session that sends messages), to builtins, to sys.modules, and to every function, class and
+   module attribute of the modules then loaded; an audit hook (which cannot be removed) sees any
+   swap of a function's `__code__` or defaults.
 2. The grader sends each test cell as a call of the guard's runner. The runner compares the
    machinery and the libraries the test uses with those references, restores them, clears trace
    and profile hooks and the SIGINT handler, and runs the test through IPython's own run_cell,
@@ -545,6 +546,6 @@ def verify_reports(text: str, key: bytes) -> dict[str, dict[str, Any]]:
     return reports
 
 
-def test_cell_call(nonce: str, source: str) -> str:
+def runner_call(nonce: str, source: str) -> str:
     """The code the grader sends in place of a test cell."""
     return f"{RUNNER_NAME}({nonce!r}, {source!r})"

@@ -10,6 +10,7 @@ at a time.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -22,12 +23,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import zmq
 import zmq.asyncio
@@ -38,6 +39,7 @@ from autograder.gpu import GpuSlots
 from autograder.sandbox import SandboxPolicy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The largest single message a kernel may send us: a bigger one disconnects it.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -48,6 +50,17 @@ KERNEL_READY_TIMEOUT = 60.0
 
 class KernelPoolError(RuntimeError):
     pass
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also from a thread whose event loop is already running (an embedding app,
+    Playwright's sync API in tests): then in a short-lived thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grading-loop") as executor:
+        return executor.submit(asyncio.run, coroutine).result()
 
 
 class ForkServer:
@@ -352,7 +365,6 @@ class KernelPool:
 
     def _wait_ready(self, kernel: Kernel) -> None:
         """Until the kernel answers kernel_info (shell only: its IOPub is left to the grader)."""
-        import asyncio
 
         async def ready() -> None:
             client = kernel.client()
@@ -374,7 +386,7 @@ class KernelPool:
                 client.stop_channels()
                 kernel.close_context()
 
-        asyncio.run(ready())
+        run_coroutine(ready())
 
     def _recycle(self, kernel: Kernel) -> None:
         server = kernel.server

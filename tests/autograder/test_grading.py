@@ -74,6 +74,11 @@ def test_cli_grade_and_grade_many_print_the_contract(doubling_source: Path, tmp_
         "max_score": 2.0,
         "status": "passed",
     }
+    out = tmp_path / "feedback"
+    page = run_cli("feedback", str(doubling_source), str(tmp_path / "root" / "ada"), str(out))
+    assert page.returncode == 0, page.stderr
+    html = (out / "double-it.html").read_text()
+    assert "test-double: 2 / 2" in html and "<script" not in html
     many = run_cli("grade-many", str(doubling_source), str(tmp_path / "root"), "--json")
     assert many.returncode == 0, many.stderr
     learners = json.loads(many.stdout)["learners"]
