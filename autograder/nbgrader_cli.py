@@ -78,11 +78,11 @@ class CourseDir:
     def submitted_dir(self, learner: str) -> Path:
         return self.root / "submitted" / learner / self.name
 
-    def run(self, verb: str, *args: str, timeout: float = 900) -> None:
+    def run(self, verb: str, *args: str, timeout: float = 900, exact: bool = False) -> None:
+        """`exact`: plain `python -m nbgrader`, for figures that compare against stock."""
         command = [
             sys.executable,
-            "-c",
-            NBGRADER_MAIN,
+            *(["-m", "nbgrader"] if exact else ["-c", NBGRADER_MAIN]),
             verb,
             self.name,
             *args,

@@ -18,8 +18,13 @@ from autograder.notebooks import graded_cells
 from autograder.results import CellResult, CellStatus, GradeResult, NotebookResult
 
 
-def grade_stock(source_dir: Path, submissions: Mapping[str, Path]) -> dict[str, GradeResult]:
-    """Autograde each learner's folder against the source assignment, in one nbgrader run."""
+def grade_stock(
+    source_dir: Path, submissions: Mapping[str, Path], exact: bool = False
+) -> dict[str, GradeResult]:
+    """Autograde each learner's folder against the source assignment, in one nbgrader run.
+
+    `exact` runs `python -m nbgrader autograde` untouched (benchmarks); by default its start-up
+    skips jsonschema's IRI grammar (see autograder/__init__.py), which changes no score."""
     from nbgrader.api import Gradebook  # heavy import, only where grading happens
 
     kinds = {
@@ -33,7 +38,7 @@ def grade_stock(source_dir: Path, submissions: Mapping[str, Path]) -> dict[str, 
         for learner, folder in learners.items():
             shutil.copytree(folder, course.submitted_dir(learner))
         started = time.perf_counter()
-        course.run("autograde")
+        course.run("autograde", exact=exact)
         seconds = time.perf_counter() - started
         results: dict[str, GradeResult] = {}
         with Gradebook(course.db_url) as gradebook:

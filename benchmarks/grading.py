@@ -59,7 +59,7 @@ def main() -> None:
         generate_release(source, release)
         folders = make_submissions(source, release, Path(tmp) / "submitted", args.submissions)
         started = time.perf_counter()
-        stock = grade_stock(source, folders)
+        stock = grade_stock(source, folders, exact=True)
         stock_total = time.perf_counter() - started
         stock_seconds = sum(result.seconds for result in stock.values())
         ours_seconds, ours = run_grade_many(source, Path(tmp) / "submitted", args.workers)
