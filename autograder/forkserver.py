@@ -237,21 +237,29 @@ def _kill_all_others() -> int:
     if os.getpid() > 2:  # bwrap's init is 1 and this server 2: anything else is not a sandbox
         raise RuntimeError("refusing kill(-1) outside the sandbox's own PID namespace")
     killed = 0
-    for _ in range(200):
+    for _ in range(1000):
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        while True:
+        while True:  # reap our own children; orphans are reaped by the namespace's init
             try:
                 pid, _status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return killed
+                break
             if pid == 0:
                 break
             killed += 1
+        if not _other_processes():
+            break
         time.sleep(0.002)
     return killed
+
+
+def _other_processes() -> list[int]:
+    """Processes of this PID namespace other than its init and this server (from its /proc)."""
+    me = os.getpid()
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) not in (1, me)]
 
 
 def _kill_session(session: int) -> int:

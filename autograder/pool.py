@@ -305,7 +305,7 @@ class KernelPool:
     def _in_background(self, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def _start_slot(self, slot: int) -> None:
         try:
