@@ -109,8 +109,10 @@ def render(
         grade_id = meta.get("grade_id")
         locked_test = bool(meta.get("grade") and not meta.get("solution"))
         source = cell.source
+        hidden = False
         if grade_id and (locked_test or meta.get("locked")):
             source = released.get(grade_id, "")  # never the hidden tests
+            hidden = locked_test and source.strip() != cell.source.strip()
         css = "cell"
         header = ""
         if grade_id in cell_scores:
@@ -122,9 +124,22 @@ def render(
             parts.append(f"<div>{_markdown(source)}</div>")
         elif cell.cell_type == "code":
             parts.append(f"<pre><code>{html.escape(source)}</code></pre>")
-            parts.extend(_output(output) for output in cell.get("outputs", []))
+            if hidden:  # its outputs (a traceback quotes the failing line) could tell them
+                parts.append(_hidden_outcome(cell))
+            else:
+                parts.extend(_output(output) for output in cell.get("outputs", []))
         parts.append("</section>")
     return PAGE.format(title=html.escape(title), body=sanitize("".join(parts)))
+
+
+def _hidden_outcome(cell: NotebookNode) -> str:
+    errors = [o.get("ename", "Error") for o in cell.get("outputs", []) if o.output_type == "error"]
+    if errors:
+        return (
+            f'<p class="output-error">{html.escape(errors[0])}: this test includes hidden '
+            "tests; their details are not shown.</p>"
+        )
+    return "<p>This test includes hidden tests; their output is not shown.</p>"
 
 
 def _markdown(source: str) -> str:

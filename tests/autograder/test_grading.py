@@ -162,6 +162,15 @@ def test_feedback_is_sanitized_and_hides_hidden_tests(grader: Grader, tmp_path: 
     assert "secret-hidden-test" not in page
     assert "<b>bold</b>" in page and "test-double: 2 / 2" in page
     assert "assert double(2) == 4" in page  # the visible test is shown
+    # A failing hidden test: its traceback would quote the hidden line; only its kind is shown.
+    fails_hidden = "def double(x):\n    return 2 * x if hasattr(x, 'shape') else int(2 * abs(x))\n"
+    executed = {}
+    result = submit(grader, tmp_path, fails_hidden, name="hidden", executed=executed)
+    assert score_of(result) == 0.0
+    scores = {g: (c.score, c.max_score) for g, c in result.notebooks["double-it"].cells.items()}
+    page = render(executed["double-it"], released_sources(release), scores, "double-it")  # type: ignore[arg-type]
+    assert "secret-hidden-test" not in page and "-14" not in page
+    assert "AssertionError: this test includes hidden tests" in page
 
 
 class Tags(HTMLParser):
