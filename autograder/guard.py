@@ -197,7 +197,14 @@ class Snapshot:
             for space in self.spaces.get(package, ()):
                 if space.unchanged():
                     continue
-                replaced = space.replaced()
+                replaced = []
+                for name in space.replaced():
+                    if _library_own(space.space[name], package):
+                        # The library re-wrapped its own function (torch's Optimizer.step
+                        # profiling hook, torch.manual_seed): the new value is the reference.
+                        space.watched[name] = space.space[name]
+                        continue
+                    replaced.append(name)
                 for name in replaced:
                     changed.append(f"{_owner_name(space.owner)}.{name} was replaced")
                     if restore:
@@ -220,6 +227,20 @@ class Snapshot:
                     function.__defaults__ = defaults
                     function.__kwdefaults__ = kwdefaults
         return changed
+
+
+def _library_own(value: Any, package: str) -> bool:
+    """A value the package itself defined in its installed files, not code from a cell."""
+    module = getattr(value, "__module__", None) or ""
+    if module.partition(".")[0] != package:
+        return False
+    function = getattr(value, "__wrapped__", value)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return True  # a C function or class of the package: cells cannot make those
+    loaded = sys.modules.get(module)
+    origin = getattr(loaded, "__file__", None) or ""
+    return bool(origin) and code.co_filename.startswith(origin.rsplit("/", 2)[0])
 
 
 def _function(value: Any) -> types.FunctionType | None:
