@@ -36,7 +36,7 @@ from nbformat import NotebookNode
 from autograder.execute import ExecutionLimits, ExecutionOutcome, execute_notebook
 from autograder.gpu import GpuSlots
 from autograder.nbgrader_cli import CourseDir, generate_in_process
-from autograder.notebooks import NotebookError
+from autograder.notebooks import NotebookError, load_raw
 from autograder.pool import KernelPool, KernelPoolError
 from autograder.results import CellResult, CellStatus, GradeResult, NotebookResult
 from autograder.sandbox import SandboxPolicy
@@ -238,16 +238,11 @@ def read_submission(folder: Path, assignment: PreparedAssignment) -> dict[str, b
 
 def parse_notebook(name: str, data: bytes) -> NotebookNode:
     try:
-        text = data.decode("utf-8")
-        raw = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SubmissionError(f"{name}: not a notebook (invalid JSON: {e})") from e
-    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
-        raise SubmissionError(f"{name}: not a notebook (no cell list)")
-    if raw.get("nbformat") != 4:
-        raise SubmissionError(f"{name}: nbformat 4 required, found {raw.get('nbformat')}")
+        load_raw(name, data)
+    except NotebookError as e:
+        raise SubmissionError(str(e)) from e
     try:
-        notebook: NotebookNode = nbformat.reads(text, as_version=4)
+        notebook: NotebookNode = nbformat.reads(data.decode("utf-8"), as_version=4)
         return notebook
     except Exception as e:  # nbformat raises several types for malformed structure
         raise SubmissionError(f"{name}: not a valid notebook ({type(e).__name__})") from e

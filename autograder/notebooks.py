@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 CellKind = Literal["autograded", "manual"]
 
@@ -22,20 +22,26 @@ class GradedCellSpec:
     cell_type: str
 
 
+def load_raw(name: str, data: bytes) -> dict[str, Any]:
+    """The notebook's JSON, checked to be nbformat 4 with a cell list (one-line errors)."""
+    try:
+        notebook = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise NotebookError(f"{name}: not a notebook (invalid JSON: {e})") from e
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise NotebookError(f"{name}: not a notebook (no cell list)")
+    if notebook.get("nbformat") != 4:
+        raise NotebookError(f"{name}: nbformat 4 required, found {notebook.get('nbformat')}")
+    return notebook
+
+
 def graded_cells(path: Path) -> list[GradedCellSpec]:
     """The graded cells of a notebook, in order.
 
     nbgrader's rule: a cell with `grade` set is graded; with `solution` also set it is the
     learner's answer, graded by hand; without, it is a test scored by running it.
     """
-    try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise NotebookError(f"{path.name}: not a notebook (invalid JSON: {e})") from e
-    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
-        raise NotebookError(f"{path.name}: not a notebook (no cell list)")
-    if notebook.get("nbformat") != 4:
-        raise NotebookError(f"{path.name}: nbformat 4 required, found {notebook.get('nbformat')}")
+    notebook = load_raw(path.name, path.read_bytes())
     cells: list[GradedCellSpec] = []
     seen: set[str] = set()
     for number, cell in enumerate(notebook["cells"], start=1):
