@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, redirect, request, session, url_for
+from flask import Flask, Response, has_request_context, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_login import current_user
 
-from lms import config
+from lms import config, queue
 from lms.extensions import babel, csrf, db, limiter, login_manager, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    queue.init_app(app)
     _init_login(app)
 
     from lms import admin, auth, cli, coordinator, errors, health, instructor, labels, learner
@@ -49,6 +50,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def select_locale() -> str | None:
+    if not has_request_context():  # the CLI and the worker speak the default language
+        return None
     chosen = session.get("lang")
     if chosen in config.LANGUAGES:
         return str(chosen)

@@ -310,3 +310,126 @@ def _parity_problems(stock: dict[str, Any], ours: dict[str, Any]) -> list[str]:
 
 def _check_label(item: object) -> str:
     return f"{item[0]}/{item[1].slug}" if isinstance(item, tuple) else ""
+
+
+@lms.command("worker")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes (default LMS_WORKERS).")
+def worker_command(workers: int | None) -> None:
+    """Run the queue consumer: grading jobs, instant feedback first."""
+    import faulthandler
+    import logging
+    import signal
+    import threading
+    import time
+
+    from flask import current_app
+
+    from lms import queue
+    from lms.extensions import db
+    from lms.services import grading
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # `kill -USR1` on a worker process prints where each of its threads is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    queue.bind_worker_app(app)
+    huey = queue.queue().huey
+
+    def reap() -> None:
+        interval = max(1.0, min(30.0, int(app.config["GRADING_LEASE_SECONDS"]) / 2))
+        while True:
+            with app.app_context():
+                try:
+                    again = grading.requeue_stale()
+                    if again:
+                        click.echo(f"Queued again (worker gone or message lost): {again}")
+                except Exception as e:  # noqa: BLE001 - keep reaping after a database hiccup
+                    click.echo(f"reaper: {e}", err=True)
+                finally:
+                    db.session.remove()
+            time.sleep(interval)
+
+    @huey.on_startup()  # type: ignore[untyped-decorator]
+    def start_worker_process() -> None:
+        # Runs in each forked worker process. The parent stays single-threaded until it has
+        # forked: a thread holding a lock (the import lock, logging's) at fork time would
+        # leave it locked forever in the child.
+        with app.app_context():
+            db.engine.dispose(close=False)  # never share the parent's database sockets
+        threading.Thread(target=reap, name="reaper", daemon=True).start()
+
+    count = workers or int(app.config["WORKERS"])
+    consumer = huey.create_consumer(
+        workers=count, worker_type="process", periodic=False, initial_delay=0.05, max_delay=1.0
+    )
+    click.echo(f"Grading worker: {count} process(es) on {app.config['QUEUE_URL']}")
+    consumer.run()
+
+
+def _assignment(spec: str) -> Any:
+    """COURSE/ASSIGNMENT (or an assignment slug that only one course has)."""
+    import sqlalchemy as sa
+
+    from lms.extensions import db
+    from lms.models import Assignment, Course
+
+    course_slug, _, slug = spec.rpartition("/")
+    query = sa.select(Assignment).join(Course).where(Assignment.slug == slug)
+    if course_slug:
+        query = query.where(Course.slug == course_slug)
+    found = list(db.session.scalars(query))
+    if len(found) != 1:
+        _fail(
+            f"No assignment {spec!r}." if not found else f"{spec!r} is ambiguous: use COURSE/SLUG."
+        )
+    return found[0]
+
+
+@lms.command("grade")
+@click.option("--assignment", "assignment_spec", required=True, help="COURSE/ASSIGNMENT slug.")
+@click.option("--cohort", "cohort_slug", help="Only this cohort's learners.")
+@click.option("--wait", is_flag=True, help="Follow the batch with a progress bar until it ends.")
+def grade_command(assignment_spec: str, cohort_slug: str | None, wait: bool) -> None:
+    """Autograde every learner's latest submission as one batch (run by `lms worker`)."""
+    import time
+
+    from lms.extensions import db
+    from lms.services import grading
+
+    assignment = _assignment(assignment_spec)
+    try:
+        cohort = programs.get_cohort(cohort_slug) if cohort_slug else None
+        batch = grading.create_batch(assignment, None, cohort=cohort)
+    except ServiceError as e:
+        _fail(str(e))
+    click.echo(f"Batch {batch.id}: {batch.total} submission(s) queued.")
+    if not wait:
+        return
+    with click.progressbar(length=batch.total, label="Grading", show_pos=True) as bar:
+        shown = 0
+        while True:
+            db.session.refresh(batch)
+            state = grading.progress(batch)
+            finished = state.done + state.failed + state.cancelled
+            bar.update(finished - shown)
+            shown = finished
+            if state.state != "running":
+                break
+            db.session.commit()  # end the read transaction so the next poll sees new rows
+            time.sleep(0.5)
+    click.echo(f"Batch {batch.id} {state.state}: {state.done} graded, {state.failed} failed.")
+    if state.failed:
+        raise SystemExit(1)
+
+
+@lms.command("create-token")
+@click.argument("email")
+@click.option("--name", default="cli", help="What the token is for, shown to admins.")
+def create_token(email: str, name: str) -> None:
+    """Print a new API token for the user (stored hashed: it cannot be shown again)."""
+    from lms.services import api_tokens
+
+    user = users.find_by_email(email)
+    if user is None:
+        _fail(f"No user with email {email}.")
+    click.echo(api_tokens.create(user, name))

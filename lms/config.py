@@ -25,6 +25,12 @@ DEFAULTS: dict[str, Any] = {
     "CELL_TIMEOUT": 30,
     "NOTEBOOK_TIMEOUT": 300,
     "MAX_UPLOAD_MB": 20,
+    # Queue consumer processes of `flask lms worker`; each has its own warm kernel pool.
+    "WORKERS": 2,
+    # A worker renews its lease on a job every third of this; a dead one's job is retaken after it.
+    "GRADING_LEASE_SECONDS": 60,
+    # Instant-feedback gradings a learner may ask for per hour (more wait for the batch).
+    "INSTANT_FEEDBACK_PER_HOUR": 10,
     # Failed sign-ins allowed before the form refuses for a while (Flask-Limiter syntax).
     "LOGIN_LIMIT_PER_ACCOUNT": "5 per 15 minutes",
     "LOGIN_LIMIT_PER_IP": "30 per 15 minutes",

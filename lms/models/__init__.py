@@ -11,6 +11,19 @@ from lms.models.courses import (
     Level,
     Release,
 )
+from lms.models.grading import (
+    ApiToken,
+    BatchState,
+    Extension,
+    Grade,
+    GradeEvent,
+    GradeSource,
+    GradingBatch,
+    GradingJob,
+    JobKind,
+    JobState,
+    Submission,
+)
 from lms.models.people import Organisation, OrganisationKind, Role, RoleGrant, User
 from lms.models.programs import (
     Cohort,
@@ -22,6 +35,17 @@ from lms.models.programs import (
 )
 
 __all__ = [
+    "ApiToken",
+    "BatchState",
+    "Extension",
+    "Grade",
+    "GradeEvent",
+    "GradeSource",
+    "GradingBatch",
+    "GradingJob",
+    "JobKind",
+    "JobState",
+    "Submission",
     "Assignment",
     "AssignmentChange",
     "AssignmentNotebook",

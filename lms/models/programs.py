@@ -114,6 +114,12 @@ class CohortAssignment(Base):
     )
     opens_at: Mapped[datetime]
     due_at: Mapped[datetime]
+    # Late policy: a percentage off per started day late, up to a cap; nothing after cutoff_at.
+    late_penalty_per_day: Mapped[float] = mapped_column(default=0.0)
+    late_penalty_cap: Mapped[float] = mapped_column(default=100.0)
+    cutoff_at: Mapped[datetime | None]
+    # Learners see their scores, comments and feedback from this moment on.
+    feedback_released_at: Mapped[datetime | None]
 
     cohort: Mapped[Cohort] = relationship()
     assignment: Mapped[Assignment] = relationship()

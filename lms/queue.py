@@ -1,0 +1,66 @@
+"""The job queue (Huey): SQLite file in instance/ by default, Redis when LMS_QUEUE_URL says so.
+
+The queue only carries grading job ids; the database rows say what is to be done. Losing a
+message loses nothing: the reaper (in `flask lms worker`) queues again every job whose lease
+has expired or that waited too long.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app
+from huey import Huey, PriorityRedisHuey, SqliteHuey
+
+QUEUE_NAME = "lms"
+# Learners waiting for instant feedback go ahead of instructors' batches.
+PRIORITY_INSTANT = 100
+PRIORITY_BATCH = 0
+
+_worker_app: Flask | None = None
+
+
+class Queue:
+    """A Huey instance with the LMS's tasks registered on it."""
+
+    def __init__(self, url: str) -> None:
+        self.huey = make_huey(url)
+        self.grade_task: Any = self.huey.task(name="grade_job")(_grade_job)
+
+    def enqueue_grading(self, job_id: int, priority: int) -> None:
+        self.grade_task(job_id, priority=priority)
+
+
+def make_huey(url: str) -> Huey:
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        huey: Huey = PriorityRedisHuey(QUEUE_NAME, url=url, results=False)
+    elif url.startswith("sqlite:///"):
+        huey = SqliteHuey(QUEUE_NAME, filename=urlsplit(url).path, results=False, timeout=30)
+    else:
+        raise ValueError(f"unsupported LMS_QUEUE_URL {url!r}: use sqlite:///path or redis://")
+    return huey
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["queue"] = Queue(str(app.config["QUEUE_URL"]))
+
+
+def queue() -> Queue:
+    found: Queue = current_app.extensions["queue"]
+    return found
+
+
+def bind_worker_app(app: Flask) -> None:
+    """The app that tasks run in: set by `flask lms worker` before its consumer starts."""
+    global _worker_app
+    _worker_app = app
+
+
+def _grade_job(job_id: int) -> None:
+    if _worker_app is None:
+        raise RuntimeError("grading tasks run only in `flask lms worker`")
+    from lms import worker
+
+    with _worker_app.app_context():
+        worker.run_job(job_id)

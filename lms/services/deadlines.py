@@ -1,0 +1,118 @@
+"""Due dates, extensions and late penalties of an assignment in a cohort."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from lms.extensions import db
+from lms.models import CohortAssignment, Extension, User, utcnow
+from lms.services import ServiceError
+
+DAY_SECONDS = 86400
+
+
+class DeadlineError(ServiceError):
+    pass
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """What applies to one learner: the due date (extension included) and the late rule."""
+
+    due_at: datetime
+    extended: bool
+    penalty_per_day: float
+    penalty_cap: float
+    cutoff_at: datetime | None
+
+    def late_seconds(self, submitted_at: datetime) -> int:
+        return max(0, int((submitted_at - self.due_at).total_seconds()))
+
+    def penalty_percent(self, submitted_at: datetime) -> float:
+        """Percent taken off a score submitted at that moment: per started day late, capped;
+        everything after the cut-off."""
+        if self.cutoff_at is not None and submitted_at > self.cutoff_at:
+            return 100.0
+        late_days = math.ceil(self.late_seconds(submitted_at) / DAY_SECONDS)
+        return min(self.penalty_cap, self.penalty_per_day * late_days)
+
+    @property
+    def has_penalty(self) -> bool:
+        return self.penalty_per_day > 0 or self.cutoff_at is not None
+
+
+def schedule(cohort_id: int, assignment_id: int) -> CohortAssignment | None:
+    return db.session.scalar(
+        sa.select(CohortAssignment).where(
+            CohortAssignment.cohort_id == cohort_id,
+            CohortAssignment.assignment_id == assignment_id,
+        )
+    )
+
+
+def deadline_for(scheduled: CohortAssignment, user_id: int) -> Deadline:
+    extension = db.session.scalar(
+        sa.select(Extension).where(
+            Extension.cohort_assignment_id == scheduled.id, Extension.user_id == user_id
+        )
+    )
+    due = extension.due_at if extension is not None else scheduled.due_at
+    cutoff = scheduled.cutoff_at
+    if cutoff is not None and extension is not None and extension.due_at > cutoff:
+        cutoff = extension.due_at  # an extension past the cut-off moves the cut-off with it
+    return Deadline(
+        due_at=due,
+        extended=extension is not None,
+        penalty_per_day=scheduled.late_penalty_per_day,
+        penalty_cap=scheduled.late_penalty_cap,
+        cutoff_at=cutoff,
+    )
+
+
+def set_policy(
+    scheduled: CohortAssignment,
+    *,
+    due_at: datetime,
+    penalty_per_day: float,
+    penalty_cap: float,
+    cutoff_at: datetime | None,
+) -> CohortAssignment:
+    if not 0 <= penalty_per_day <= 100 or not 0 <= penalty_cap <= 100:
+        raise DeadlineError(_("Penalties are percentages between 0 and 100."))
+    if due_at < scheduled.opens_at:
+        raise DeadlineError(_("The due date cannot be before the assignment opens."))
+    if cutoff_at is not None and cutoff_at < due_at:
+        raise DeadlineError(_("The cut-off cannot be before the due date."))
+    scheduled.due_at = due_at
+    scheduled.late_penalty_per_day = penalty_per_day
+    scheduled.late_penalty_cap = penalty_cap
+    scheduled.cutoff_at = cutoff_at
+    db.session.commit()
+    return scheduled
+
+
+def grant_extension(
+    scheduled: CohortAssignment, learner: User, due_at: datetime, granted_by: User, reason: str = ""
+) -> Extension:
+    """Give (or change) one learner's own due date."""
+    if due_at <= scheduled.due_at:
+        raise DeadlineError(_("An extension must end after the cohort's due date."))
+    extension = db.session.scalar(
+        sa.select(Extension).where(
+            Extension.cohort_assignment_id == scheduled.id, Extension.user_id == learner.id
+        )
+    )
+    if extension is None:
+        extension = Extension(cohort_assignment_id=scheduled.id, user_id=learner.id, due_at=due_at)
+        db.session.add(extension)
+    extension.due_at = due_at
+    extension.reason = reason.strip()[:500]
+    extension.granted_by_id = granted_by.id
+    extension.granted_at = utcnow()
+    db.session.commit()
+    return extension

@@ -1,0 +1,146 @@
+"""What a queue worker process does with a grading job id: claim, grade, record.
+
+Imported only by the worker (`flask lms worker`), never by the web process: it pulls in the
+autograder (nbgrader, jupyter). Each worker process keeps a warm grader (kernel pool) for the
+assignments it graded last, so a batch pays for sandboxes and nbgrader's set-up once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections import OrderedDict
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from autograder.execute import ExecutionLimits
+from autograder.feedback import released_sources, render
+from autograder.gpu import GpuSlots, nvidia_devices
+from autograder.grade import Grader, grader_for
+from autograder.sandbox import SandboxPolicy
+from lms.extensions import db
+from lms.models import GradingJob, Release, Submission
+from lms.services import blobs, grading
+
+log = logging.getLogger(__name__)
+
+# Graders (each a warm kernel pool) kept per worker process, most recently used last.
+MAX_GRADERS = 2
+
+
+class _Graders:
+    def __init__(self) -> None:
+        self._open: OrderedDict[tuple[str, str, bool], tuple[ExitStack, Grader]] = OrderedDict()
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def get(self, source: Path, version: str, gpu: bool, config: dict[str, Any]) -> Grader:
+        key = (str(source), version, gpu)
+        with self._lock:
+            if key in self._open:
+                self._open.move_to_end(key)
+                return self._open[key][1]
+            while len(self._open) >= MAX_GRADERS:
+                _, (stack, _grader) = self._open.popitem(last=False)
+                stack.close()
+            slots = GpuSlots.parse(str(config["GPU_SLOTS"]))
+            policy = SandboxPolicy(
+                mode=str(config["SANDBOX"]),
+                gpu_devices=nvidia_devices() if slots.available else (),
+            )
+            limits = ExecutionLimits(
+                cell_timeout=float(config["CELL_TIMEOUT"]),
+                notebook_timeout=float(config["NOTEBOOK_TIMEOUT"]),
+            )
+            stack = ExitStack()
+            grader = stack.enter_context(
+                grader_for(source, int(config["KERNEL_POOL_SIZE"]), policy, limits, gpu, slots)
+            )
+            self._open[key] = (stack, grader)
+            return grader
+
+    def close(self) -> None:
+        with self._lock:
+            while self._open:
+                _, (stack, _grader) = self._open.popitem()
+                stack.close()
+
+
+GRADERS = _Graders()
+
+
+def run_job(job_id: int) -> None:
+    """Grade one job if it can be claimed; the result is stored only while the lease holds."""
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    job = grading.claim(job_id, token)
+    if job is None:
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stop = threading.Event()
+    heartbeat = threading.Thread(
+        target=_keep_lease, args=(app, job_id, token, stop), daemon=True, name="lease"
+    )
+    heartbeat.start()
+    try:
+        result, feedback = grade_submission(job)
+    except Exception as e:  # noqa: BLE001 - the grader failed, not the learner: retry or fail
+        log.exception("grading job %s failed", job_id)
+        db.session.rollback()
+        grading.record_failure(job_id, token, f"{type(e).__name__}: {e}")
+        return
+    finally:
+        stop.set()
+        heartbeat.join()
+    if not grading.record_result(job_id, token, result, feedback):
+        log.warning("grading job %s: lease lost before the result was stored", job_id)
+
+
+def _keep_lease(app: Flask, job_id: int, token: str, stop: threading.Event) -> None:
+    interval = max(0.5, int(app.config["GRADING_LEASE_SECONDS"]) / 3)
+    with app.app_context():
+        try:
+            while not stop.wait(interval):
+                if not grading.renew(job_id, token):
+                    return
+        finally:
+            db.session.remove()
+
+
+def grade_submission(job: GradingJob) -> tuple[dict[str, Any], dict[str, str]]:
+    """Autograde the submission's stored files; returns the result JSON and the sanitized
+    feedback HTML of each notebook, stored as blobs (name -> sha256)."""
+    submission: Submission = job.submission
+    assignment = submission.assignment
+    config = current_app.config
+    source = Path(config["COURSES_DIR"]) / assignment.course.slug / assignment.slug
+    grader = GRADERS.get(source, assignment.content_hash, assignment.gpu, config)
+    files = {name: blobs.get(digest) for name, digest in submission.files.items()}
+    executed: dict[str, Any] = {}
+    result = grader.grade_files(files, executed=executed)
+    release = (
+        db.session.scalar(
+            db.select(Release).where(
+                Release.assignment_id == assignment.id, Release.version == submission.version
+            )
+        )
+        or assignment.current_release
+    )
+    feedback = {}
+    if release is not None:
+        release_dir = Path(config["DATA_DIR"]) / release.path
+        for name, nb in executed.items():
+            scores = {
+                gid: (cell.score, cell.max_score)
+                for gid, cell in result.notebooks[name].cells.items()
+            }
+            released = released_sources(release_dir / f"{name}.ipynb")
+            page = render(nb, released, scores, name)
+            feedback[name] = blobs.put(page.encode("utf-8"))
+    return result.to_json(), feedback

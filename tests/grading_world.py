@@ -1,0 +1,73 @@
+"""A released assignment in a cohort with learners and an instructor, for grading tests.
+
+Built through the services as the app builds it: courses/ synced, released with nbgrader,
+a cohort taking the course, learners enrolled. Submissions are the release notebook with the
+answer cell filled in, as a learner would save it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from lms.extensions import db
+from lms.models import Assignment, Cohort, CohortAssignment, User, utcnow
+from lms.services import catalog, releases
+from lms.services.submissions import Upload
+from tests import factories
+from tests.course_builder import write_course
+
+RIGHT = "def double(x):\n    return int(2 * x)\n"
+WRONG = "def double(x):\n    return x\n"
+CRASHING = "raise RuntimeError('learner code crashed')\n"
+NOTEBOOK = "double-it.ipynb"
+
+
+@dataclass
+class World:
+    assignment: Assignment
+    cohort: Cohort
+    scheduled: CohortAssignment
+    instructor: User
+    learners: list[User]
+
+
+def build(courses_dir: Path, learners: int = 2, **assignment_settings: Any) -> World:
+    write_course(courses_dir, assignments={"double-it": assignment_settings})
+    catalog.sync(courses_dir)
+    assignment = db.session.scalar(sa.select(Assignment))
+    assert assignment is not None
+    releases.release(assignment)
+    course = assignment.course
+    cohort = factories.cohort(factories.program(), courses=[course])
+    scheduled = db.session.scalar(sa.select(CohortAssignment))
+    assert scheduled is not None
+    # Open since yesterday, due in a week: on time unless a test moves the dates.
+    scheduled.opens_at = utcnow() - timedelta(days=1)
+    scheduled.due_at = utcnow() + timedelta(days=7)
+    db.session.commit()
+    people = [factories.learner(cohort, f"learner{i}@test.org") for i in range(learners)]
+    return World(assignment, cohort, scheduled, factories.instructor(course), people)
+
+
+def release_notebook(assignment: Assignment) -> dict[str, Any]:
+    release = assignment.current_release
+    assert release is not None
+    path = Path(current_app.config["DATA_DIR"]) / release.path / NOTEBOOK
+    notebook: dict[str, Any] = json.loads(path.read_text())
+    return notebook
+
+
+def answer(assignment: Assignment, code: str) -> Upload:
+    """The release notebook with the answer cell replaced by `code`."""
+    nb = release_notebook(assignment)
+    for cell in nb["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "double":
+            cell["source"] = code
+    return Upload(NOTEBOOK, json.dumps(nb).encode())
