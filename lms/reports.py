@@ -5,19 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from lms.extensions import db
 from lms.models import (
     Assignment,
+    AssignmentNotebook,
     Cohort,
     CohortAssignment,
     Course,
     Enrolment,
     EnrolmentStatus,
+    Extension,
+    Grade,
+    GradedCell,
+    GradingJob,
     Program,
     Release,
+    Submission,
+    User,
     cohort_courses,
 )
 
@@ -150,3 +158,144 @@ def cohort_course_assignments(cohort: Cohort, course: Course) -> list[ScheduledA
         ScheduledAssignment(assignment, opens_at, due_at, release)
         for assignment, opens_at, due_at, release in db.session.execute(query).tuples()
     ]
+
+
+# --- Grading -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmissionScore:
+    """A submission with its score as shown to anyone: the sum of its current grades, less
+    the late penalty that applies to the learner (extensions included)."""
+
+    submission: Submission
+    learner: User
+    raw: float | None  # None until anything is graded
+    max_score: float
+    penalty_percent: float
+    needs_grading: int  # answers waiting for a person
+    job_state: str  # the latest grading job's state, or "" if never queued
+
+    @property
+    def final(self) -> float | None:
+        if self.raw is None:
+            return None
+        return round(self.raw * (1 - self.penalty_percent / 100), 4)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "submission": self.submission.id,
+            "learner": self.learner.email,
+            "attempt": self.submission.attempt,
+            "submitted_at": self.submission.submitted_at.isoformat(),
+            "score": self.final,
+            "raw_score": self.raw,
+            "max_score": self.max_score,
+            "late_penalty_percent": self.penalty_percent,
+            "needs_grading": self.needs_grading,
+            "state": self.job_state or "submitted",
+        }
+
+
+def submission_scores(submissions: Sequence[Submission]) -> list[SubmissionScore]:
+    """Scores of the given submissions (any assignments), in the order given; four queries."""
+    from lms.services import deadlines
+
+    if not submissions:
+        return []
+    ids = [s.id for s in submissions]
+    graded = {
+        sid: (raw, waiting)
+        for sid, raw, waiting in db.session.execute(
+            sa.select(
+                Grade.submission_id,
+                sa.func.sum(sa.func.coalesce(Grade.manual_score, Grade.auto_score)),
+                sa.func.count(Grade.id).filter(
+                    Grade.manual_score.is_(None), Grade.auto_score.is_(None)
+                ),
+            )
+            .where(Grade.submission_id.in_(ids))
+            .group_by(Grade.submission_id)
+        ).tuples()
+    }
+    latest_job = (
+        sa.select(GradingJob.submission_id, sa.func.max(GradingJob.id).label("job_id"))
+        .where(GradingJob.submission_id.in_(ids))
+        .group_by(GradingJob.submission_id)
+        .subquery()
+    )
+    states = dict(
+        db.session.execute(
+            sa.select(latest_job.c.submission_id, GradingJob.state).join(
+                GradingJob, GradingJob.id == latest_job.c.job_id
+            )
+        ).tuples()
+    )
+    scheduled = {
+        (ca.cohort_id, ca.assignment_id): ca
+        for ca in db.session.scalars(
+            sa.select(CohortAssignment).where(
+                sa.tuple_(CohortAssignment.cohort_id, CohortAssignment.assignment_id).in_(
+                    {(s.cohort_id, s.assignment_id) for s in submissions}
+                )
+            )
+        )
+    }
+    extensions = {
+        (e.cohort_assignment_id, e.user_id): e.due_at
+        for e in db.session.scalars(
+            sa.select(Extension).where(
+                Extension.cohort_assignment_id.in_([ca.id for ca in scheduled.values()])
+            )
+        )
+    }
+    rows = []
+    for s in submissions:
+        raw, waiting = graded.get(s.id, (None, 0))
+        ca = scheduled.get((s.cohort_id, s.assignment_id))
+        penalty = 0.0
+        if ca is not None:
+            deadline = deadlines.Deadline.of(ca, extensions.get((ca.id, s.user_id)))
+            penalty = deadline.penalty_percent(s.submitted_at)
+        rows.append(
+            SubmissionScore(
+                submission=s,
+                learner=s.user,
+                raw=None if raw is None else float(raw),
+                max_score=s.assignment.points,
+                penalty_percent=penalty,
+                needs_grading=int(waiting or 0),
+                job_state=str(states.get(s.id, "")),
+            )
+        )
+    return rows
+
+
+def learner_submissions(user_id: int, assignment_id: int, cohort_id: int) -> list[Submission]:
+    """The learner's attempts at the assignment in the cohort, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Submission)
+            .where(
+                Submission.user_id == user_id,
+                Submission.assignment_id == assignment_id,
+                Submission.cohort_id == cohort_id,
+            )
+            .order_by(Submission.attempt.desc())
+        )
+    )
+
+
+def submission_grades(submission: Submission) -> list[tuple[GradedCell, Grade | None]]:
+    """Every graded cell of the submission's assignment, in notebook order, with its grade."""
+    cells = db.session.scalars(
+        sa.select(GradedCell)
+        .join(AssignmentNotebook, AssignmentNotebook.id == GradedCell.notebook_id)
+        .where(AssignmentNotebook.assignment_id == submission.assignment_id)
+        .order_by(AssignmentNotebook.name, GradedCell.position)
+    ).all()
+    grades = {
+        g.cell_id: g
+        for g in db.session.scalars(sa.select(Grade).where(Grade.submission_id == submission.id))
+    }
+    return [(cell, grades.get(cell.id)) for cell in cells]

@@ -41,6 +41,21 @@ class Deadline:
         late_days = math.ceil(self.late_seconds(submitted_at) / DAY_SECONDS)
         return min(self.penalty_cap, self.penalty_per_day * late_days)
 
+    @classmethod
+    def of(cls, scheduled: CohortAssignment, extended_to: datetime | None) -> Deadline:
+        """The cohort's rule, with the learner's extension (if any) as the due date; an
+        extension past the cut-off moves the cut-off with it."""
+        cutoff = scheduled.cutoff_at
+        if cutoff is not None and extended_to is not None:
+            cutoff = max(cutoff, extended_to)
+        return cls(
+            due_at=extended_to or scheduled.due_at,
+            extended=extended_to is not None,
+            penalty_per_day=scheduled.late_penalty_per_day,
+            penalty_cap=scheduled.late_penalty_cap,
+            cutoff_at=cutoff,
+        )
+
     @property
     def has_penalty(self) -> bool:
         return self.penalty_per_day > 0 or self.cutoff_at is not None
@@ -61,17 +76,7 @@ def deadline_for(scheduled: CohortAssignment, user_id: int) -> Deadline:
             Extension.cohort_assignment_id == scheduled.id, Extension.user_id == user_id
         )
     )
-    due = extension.due_at if extension is not None else scheduled.due_at
-    cutoff = scheduled.cutoff_at
-    if cutoff is not None and extension is not None and extension.due_at > cutoff:
-        cutoff = extension.due_at  # an extension past the cut-off moves the cut-off with it
-    return Deadline(
-        due_at=due,
-        extended=extension is not None,
-        penalty_per_day=scheduled.late_penalty_per_day,
-        penalty_cap=scheduled.late_penalty_cap,
-        cutoff_at=cutoff,
-    )
+    return Deadline.of(scheduled, extension.due_at if extension is not None else None)
 
 
 def set_policy(
