@@ -36,7 +36,10 @@ run: $(VENV)/.runtime translations
 	@echo
 	@echo "  Open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	@echo
-	exec $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - wsgi:app
+	@# The grading worker runs beside gunicorn; when gunicorn stops (Ctrl-C), so does the worker.
+	$(BIN)/flask lms worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
+	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - wsgi:app
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -51,3 +51,23 @@ def variant(kind: str, solved: NotebookNode, given: NotebookNode, seed: int = 0)
         cell = solved.cells[answers[0]]
         cell.source = "raise RuntimeError('learner code crashed')\n" + cell.source
     return solved
+
+
+def learner_notebook(kind: str, source: Path, release: Path, seed: int = 0) -> bytes:
+    """A notebook as a learner saves it: the release, answered as `kind` says from the source.
+    Test cells stay as released, so hidden tests never appear in a learner's file."""
+    given = nbformat.read(release, as_version=4)
+    answered = variant(
+        kind, nbformat.read(source, as_version=4), nbformat.read(release, as_version=4), seed
+    )
+    released_tests = {
+        cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source
+        for cell in given.cells
+        if cell.metadata.get("nbgrader", {}).get("grade")
+        and not cell.metadata.get("nbgrader", {}).get("solution")
+    }
+    for cell in answered.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in released_tests:
+            cell.source = released_tests[grade_id]
+    return str(nbformat.writes(answered)).encode()

@@ -28,6 +28,12 @@ def demo_command() -> None:
         click.echo("Demo data loaded.")
     else:
         click.echo("Demo data already present; nothing changed.")
+    try:
+        added = demo.load_submissions(_courses_root())
+    except ServiceError as e:
+        _fail(str(e))
+    if added:
+        click.echo(f"{added} demo submissions added (autograde them as the instructor).")
     click.echo(f"Demo logins (password: {demo.DEMO_PASSWORD}):")
     for role, email in demo.DEMO_USERS.items():
         click.echo(f"  {role:<12} {email}")

@@ -21,7 +21,10 @@ from lms.models import (
     Extension,
     Grade,
     GradedCell,
+    GradeEvent,
+    GradingBatch,
     GradingJob,
+    JobState,
     Program,
     Release,
     Submission,
@@ -229,7 +232,9 @@ def submission_scores(submissions: Sequence[Submission]) -> list[SubmissionScore
             sa.select(latest_job.c.submission_id, GradingJob.state).join(
                 GradingJob, GradingJob.id == latest_job.c.job_id
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     scheduled = {
         (ca.cohort_id, ca.assignment_id): ca
@@ -299,3 +304,114 @@ def submission_grades(submission: Submission) -> list[tuple[GradedCell, Grade | 
         for g in db.session.scalars(sa.select(Grade).where(Grade.submission_id == submission.id))
     }
     return [(cell, grades.get(cell.id)) for cell in cells]
+
+
+# --- Instructor grading pages ------------------------------------------------------------
+
+
+def course_cohorts(course_id: int) -> list[Cohort]:
+    """The cohorts taking the course, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Cohort)
+            .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
+            .where(cohort_courses.c.course_id == course_id)
+            .order_by(Cohort.starts_on.desc(), Cohort.name)
+        )
+    )
+
+
+def cell_grades(cell_id: int, submission_ids: Sequence[int]) -> dict[int, Grade]:
+    """Submission id -> its grade of one graded cell (submissions without one are left out)."""
+    if not submission_ids:
+        return {}
+    return {
+        g.submission_id: g
+        for g in db.session.scalars(
+            sa.select(Grade).where(
+                Grade.cell_id == cell_id, Grade.submission_id.in_(submission_ids)
+            )
+        )
+    }
+
+
+def ungraded_counts(cell_ids: Sequence[int], submission_ids: Sequence[int]) -> dict[int, int]:
+    """Graded cell id -> how many of the submissions have no score for it yet (not graded by
+    the autograder, or an answer waiting for a person)."""
+    if not cell_ids:
+        return {}
+    scored: dict[int, int] = {}
+    if submission_ids:
+        scored = dict(
+            db.session.execute(
+                sa.select(Grade.cell_id, sa.func.count(Grade.id))
+                .where(
+                    Grade.cell_id.in_(cell_ids),
+                    Grade.submission_id.in_(submission_ids),
+                    sa.func.coalesce(Grade.manual_score, Grade.auto_score).is_not(None),
+                )
+                .group_by(Grade.cell_id)
+            )
+            .tuples()
+            .all()
+        )
+    return {cell_id: len(submission_ids) - scored.get(cell_id, 0) for cell_id in cell_ids}
+
+
+def assignment_batches(assignment_id: int, limit: int = 10) -> list[GradingBatch]:
+    """The assignment's most recent grading batches, newest first."""
+    from sqlalchemy.orm import selectinload
+
+    return list(
+        db.session.scalars(
+            sa.select(GradingBatch)
+            .where(GradingBatch.assignment_id == assignment_id)
+            .options(selectinload(GradingBatch.cohort), selectinload(GradingBatch.created_by))
+            .order_by(GradingBatch.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def batch_failures(batch_id: int, limit: int = 100) -> list[GradingJob]:
+    """The batch's failed jobs with their submissions and learners, oldest first."""
+    from sqlalchemy.orm import selectinload
+
+    return list(
+        db.session.scalars(
+            sa.select(GradingJob)
+            .where(GradingJob.batch_id == batch_id, GradingJob.state == JobState.FAILED)
+            .options(selectinload(GradingJob.submission).selectinload(Submission.user))
+            .order_by(GradingJob.id)
+            .limit(limit)
+        )
+    )
+
+
+def grade_history(submission_id: int) -> list[GradeEvent]:
+    """Every change to the submission's grades, oldest first, with cell and actor loaded."""
+    from sqlalchemy.orm import selectinload
+
+    return list(
+        db.session.scalars(
+            sa.select(GradeEvent)
+            .join(Grade, Grade.id == GradeEvent.grade_id)
+            .where(Grade.submission_id == submission_id)
+            .options(
+                selectinload(GradeEvent.grade)
+                .selectinload(Grade.cell)
+                .selectinload(GradedCell.notebook),
+                selectinload(GradeEvent.actor),
+            )
+            .order_by(GradeEvent.created_at, GradeEvent.id)
+        )
+    )
+
+
+def submission_learners(submissions: Sequence[Submission]) -> dict[int, User]:
+    """User id -> learner of the given submissions, in one query. The learners stay in the
+    session, so `submission.user` then needs no query of its own per row."""
+    ids = {s.user_id for s in submissions}
+    if not ids:
+        return {}
+    return {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))}

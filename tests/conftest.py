@@ -172,3 +172,13 @@ def auth(client: FlaskClient) -> Auth:
 def post_form(client: FlaskClient, path: str, data: dict[str, Any], **kwargs: Any) -> TestResponse:
     """POST to a form page with the CSRF token taken from the page itself."""
     return client.post(path, data={**data, "csrf_token": csrf_token(client, path)}, **kwargs)
+
+
+@pytest.fixture
+def graders(app: Flask) -> Iterator[None]:
+    """Warm graders made by in-process grading (tests.grading_world.grade_queued) are closed
+    at the end of the test: their sandboxes never outlive it."""
+    from lms import worker
+
+    yield
+    worker.GRADERS.close()

@@ -17,7 +17,15 @@ import sqlalchemy as sa
 from flask import current_app
 
 from lms.extensions import db
-from lms.models import Assignment, Cohort, CohortAssignment, User, utcnow
+from lms.models import (
+    Assignment,
+    Cohort,
+    CohortAssignment,
+    GradingJob,
+    JobState,
+    User,
+    utcnow,
+)
 from lms.services import catalog, releases
 from lms.services.submissions import Upload
 from tests import factories
@@ -71,3 +79,18 @@ def answer(assignment: Assignment, code: str) -> Upload:
         if cell["metadata"].get("nbgrader", {}).get("grade_id") == "double":
             cell["source"] = code
     return Upload(NOTEBOOK, json.dumps(nb).encode())
+
+
+def grade_queued() -> int:
+    """Grade every queued job here, in this process, as `flask lms worker` would (real
+    autograder, real sandbox). Returns how many were graded. Use with the `graders` fixture,
+    which closes the warm kernel pools at the end of the test."""
+    from lms import worker
+
+    ids = list(
+        db.session.scalars(sa.select(GradingJob.id).where(GradingJob.state == JobState.QUEUED))
+    )
+    for job_id in ids:
+        worker.run_job(job_id)
+    db.session.expire_all()
+    return len(ids)

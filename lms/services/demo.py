@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from flask import current_app
 
 from lms.extensions import db
 from lms.models import (
@@ -23,6 +24,7 @@ from lms.models import (
     OrganisationKind,
     Program,
     Role,
+    Submission,
     User,
     utcnow,
 )
@@ -179,3 +181,58 @@ def _finish_spring(cohort: Cohort, rng: random.Random) -> None:
             enrolment.status = EnrolmentStatus.WITHDRAWN
             enrolment.withdrawn_at = now - timedelta(days=rng.randint(60, 150))
     db.session.commit()
+
+
+# The assignment that demo learners have submitted, so an instructor's batch shows real progress.
+DEMO_SUBMITTED = ("python-numpy-for-ai", "vital-signs-arrays")
+DEMO_SUBMITTERS = 36
+KINDS = ("right", "partly", "wrong", "crashing")
+
+
+def load_submissions(courses_dir: Path) -> int:
+    """Demo learners of the autumn cohort submit the first assignment: right, partly right,
+    wrong and crashing notebooks, made from the real source and release. Returns how many
+    were added (0 when they are there already). Grading them is the instructor's batch."""
+    from autograder.variants import learner_notebook
+    from lms.services import releases, submissions
+
+    course = db.session.scalar(sa.select(Course).where(Course.slug == DEMO_SUBMITTED[0]))
+    cohort = db.session.scalar(sa.select(Cohort).where(Cohort.slug == "gwangju-ai-school-autumn"))
+    if course is None or cohort is None:
+        return 0
+    assignment = next((a for a in course.assignments if a.slug == DEMO_SUBMITTED[1]), None)
+    if assignment is None:
+        return 0
+    if db.session.scalar(
+        sa.select(Submission.id).where(
+            Submission.assignment_id == assignment.id, Submission.cohort_id == cohort.id
+        )
+    ):
+        return 0
+    release = releases.release(assignment)
+    source = courses_dir / course.slug / assignment.slug
+    given = Path(current_app.config["DATA_DIR"]) / release.path
+    learners = db.session.scalars(
+        sa.select(User)
+        .join(Enrolment, Enrolment.user_id == User.id)
+        .where(Enrolment.cohort_id == cohort.id, User.email.like("%@demo.example.org"))
+        .order_by(User.id)
+        .limit(DEMO_SUBMITTERS)
+    ).all()
+    now = utcnow()
+    for n, learner in enumerate(learners):
+        uploads = [
+            submissions.Upload(
+                path.name, learner_notebook(KINDS[n % 4], path, given / path.name, n)
+            )
+            for path in sorted(source.glob("*.ipynb"))
+        ]
+        submissions.submit(
+            learner,
+            assignment,
+            cohort,
+            uploads,
+            via="demo",
+            now=now - timedelta(hours=len(learners) - n),
+        )
+    return len(learners)

@@ -7,7 +7,16 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from lms.extensions import db
-from lms.models import Cohort, Enrolment, EnrolmentStatus, Organisation, Program, Role, User
+from lms.models import (
+    Cohort,
+    Enrolment,
+    EnrolmentStatus,
+    Organisation,
+    Program,
+    Role,
+    Submission,
+    User,
+)
 from lms.services import users
 from tests import factories
 
@@ -15,7 +24,7 @@ from tests import factories
 def table_counts() -> dict[str, int]:
     return {
         model.__tablename__: db.session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
-        for model in (User, Program, Cohort, Organisation, Enrolment)
+        for model in (User, Program, Cohort, Organisation, Enrolment, Submission)
     }
 
 
@@ -30,8 +39,9 @@ def test_demo_loads_once_and_the_second_run_changes_nothing(
     counts = table_counts()
     assert counts["programs"] == 2 and counts["cohorts"] == 3
     assert 300 <= counts["users"] <= 500
+    assert "36 demo submissions added" in first.output
     second = runner.invoke(args=["lms", "demo"])
-    assert "already present" in second.output
+    assert "already present" in second.output and "submissions added" not in second.output
     assert table_counts() == counts
 
 
