@@ -63,6 +63,8 @@ def notebook(test_points: float = 2.0, manual_points: float = 1.0, test: str = T
                 ),
             )
         )
+    for number, cell in enumerate(cells):
+        cell.id = f"cell-{number}"  # nbformat's ids are random: the same notebook, the same bytes
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {
         "name": "python3",

@@ -252,3 +252,19 @@ def test_a_cancelled_batch_grades_nothing_more(world: World, start_worker: Worke
     states = db.session.scalars(sa.select(GradingJob.state).where(GradingJob.batch_id == batch.id))
     assert set(states) == {JobState.CANCELLED}
     assert [cell_score(s) for s in subs] == [2.0, None, None, None]
+
+
+def test_grade_cli_follows_the_batch_to_the_end(
+    world: World, start_worker: Worker, app: Flask
+) -> None:
+    subs = submit_all(world, [RIGHT, WRONG])
+    start_worker()
+    result = app.test_cli_runner().invoke(
+        args=["lms", "grade", "--assignment", "doubling-101/double-it", "--wait"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 submission(s) queued" in result.output
+    assert "done: 2 graded, 0 failed" in result.output
+    assert [cell_score(s) for s in subs] == [2.0, 0.0]
+    unknown = app.test_cli_runner().invoke(args=["lms", "grade", "--assignment", "nope"])
+    assert unknown.exit_code != 0 and "No assignment 'nope'" in unknown.output
