@@ -1,0 +1,3 @@
+from lms.api.routes import bp
+
+__all__ = ["bp"]
