@@ -136,9 +136,11 @@ def grade_submission(job: GradingJob) -> tuple[dict[str, Any], dict[str, str]]:
     if release is not None:
         release_dir = Path(config["DATA_DIR"]) / release.path
         for name, nb in executed.items():
+            # Test scores only: an answer graded by hand later would show a stale 0 here.
             scores = {
                 gid: (cell.score, cell.max_score)
                 for gid, cell in result.notebooks[name].cells.items()
+                if cell.status in ("passed", "partial", "failed")
             }
             released = released_sources(release_dir / f"{name}.ipynb")
             page = render(nb, released, scores, name)

@@ -1,21 +1,51 @@
-"""The learner's pages: my cohorts, their courses, assignments with dates, downloads."""
+"""The learner's pages: my cohorts, their courses, assignments with dates, downloads,
+submitting, and the feedback on my submissions."""
 
 from __future__ import annotations
 
 import io
+import secrets
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, render_template, send_file
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    send_file,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from lms import reports
 from lms.access import guard_blueprint, is_learner
 from lms.extensions import db
-from lms.models import Cohort, Course, Enrolment, EnrolmentStatus, utcnow
+from lms.learner.forms import SubmitForm
+from lms.models import (
+    CellKind,
+    Cohort,
+    Course,
+    Enrolment,
+    EnrolmentStatus,
+    GradedCell,
+    GradingJob,
+    JobKind,
+    JobState,
+    Submission,
+    utcnow,
+)
+from lms.services import blobs, deadlines, grading, submissions
 
 bp = Blueprint("learner", __name__, url_prefix="/learn")
 guard_blueprint(bp, is_learner)
@@ -34,6 +64,55 @@ def home() -> ResponseReturnValue:
         .order_by(Cohort.starts_on.desc())
     ).all()
     return render_template("learner/home.html", enrolments=enrolments)
+
+
+# What a learner is told about the grading of a submission (the latest job's state).
+GRADING_STATES = {
+    "": _l("submitted, not graded yet"),
+    JobState.QUEUED: _l("waiting for a grader"),
+    JobState.RUNNING: _l("being graded"),
+    JobState.DONE: _l("graded"),
+    JobState.FAILED: _l("grading failed"),
+    JobState.CANCELLED: _l("grading cancelled"),
+}
+WAITING = (JobState.QUEUED, JobState.RUNNING)
+# What an autograded test cell's outcome is called.
+TEST_OUTCOMES = {
+    "passed": _l("passed"),
+    "partial": _l("partly passed"),
+    "failed": _l("failed"),
+}
+# Feedback pages are learner-made HTML (sanitized): no script, no requests, no same origin.
+FEEDBACK_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"duration": duration, "grading_state": grading_state, "utc": utc}
+
+
+def duration(seconds: int) -> str:
+    """A span of time in days, hours and minutes: "2 days 3 h", "5 min"."""
+    days, rest = divmod(max(0, int(seconds)), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60 if days == 0 else 0
+    parts = []
+    if days:
+        parts.append(ngettext("%(num)d day", "%(num)d days", days))
+    if hours:
+        parts.append(_("%(num)d h", num=hours))
+    if minutes or not parts:
+        parts.append(_("%(num)d min", num=max(minutes, 1) if seconds else 0))
+    return " ".join(parts)
+
+
+def grading_state(state: str) -> str:
+    return str(GRADING_STATES.get(state, state))
+
+
+def utc(moment: Any) -> str:
+    """A stored moment as the pages show it: 2026-03-01 23:59 UTC."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
 
 
 def _cohort_course(cohort_slug: str, course_slug: str) -> tuple[Cohort, Course]:
@@ -83,3 +162,191 @@ def download(cohort_slug: str, course_slug: str, assignment_slug: str) -> Respon
         as_attachment=True,
         download_name=f"{assignment_slug}-v{row.release.version}.zip",
     )
+
+
+def _scheduled_assignment(
+    cohort: Cohort, course: Course, assignment_slug: str
+) -> reports.ScheduledAssignment:
+    row = next(
+        (
+            r
+            for r in reports.cohort_course_assignments(cohort, course)
+            if r.assignment.slug == assignment_slug
+        ),
+        None,
+    )
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.route(
+    "/cohorts/<cohort_slug>/courses/<course_slug>/<assignment_slug>/", methods=["GET", "POST"]
+)
+def assignment(cohort_slug: str, course_slug: str, assignment_slug: str) -> ResponseReturnValue:
+    """The assignment as this learner meets it (dates, own extension, late rule), the upload
+    form and the learner's attempts."""
+    cohort, found = _cohort_course(cohort_slug, course_slug)
+    row = _scheduled_assignment(cohort, found, assignment_slug)
+    form = SubmitForm()
+    refused = False
+    if form.validate_on_submit():
+        uploads = [submissions.Upload(f.filename or "", f.read()) for f in form.notebook.data]
+        try:
+            outcome = submissions.submit(
+                current_user, row.assignment, cohort, uploads, key=form.submit_key.data
+            )
+        except submissions.SubmissionError as e:
+            flash(str(e), "error")
+            refused = True
+        else:
+            job = grading.request_instant_feedback(outcome.submission) if outcome.created else None
+            _say_submitted(outcome, job)
+            return redirect(url_for(".submission", submission_id=outcome.submission.id))
+    # A fresh key per page shown: sending this page's form twice makes one submission.
+    form.submit_key.data = secrets.token_urlsafe(24)
+    status = 400 if refused or form.errors else 200
+    response = make_response(
+        render_template(
+            "learner/assignment.html", **_assignment_page(cohort, found, row), form=form
+        ),
+        status,
+    )
+    # Back to this page means a new key: a changed notebook sent from it is a new attempt.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _say_submitted(outcome: submissions.Outcome, job: GradingJob | None) -> None:
+    submission = outcome.submission
+    if not outcome.created:
+        flash(
+            _(
+                "Already submitted as attempt %(attempt)d: nothing new was stored.",
+                attempt=submission.attempt,
+            ),
+            "info",
+        )
+        return
+    flash(_("Attempt %(attempt)d submitted.", attempt=submission.attempt), "info")
+    if not submission.assignment.instant_feedback:
+        return
+    if job is not None:
+        flash(_("Your notebook is being checked: the test results appear here."), "info")
+    else:
+        flash(
+            _(
+                "You have used this hour's instant feedback checks: this attempt is graded "
+                "later, with everyone's."
+            ),
+            "info",
+        )
+
+
+def _assignment_page(
+    cohort: Cohort, course: Course, row: reports.ScheduledAssignment
+) -> dict[str, Any]:
+    now = utcnow()
+    scheduled = deadlines.schedule(cohort.id, row.assignment.id)
+    deadline = deadlines.deadline_for(scheduled, current_user.id) if scheduled else None
+    attempts = reports.learner_submissions(current_user.id, row.assignment.id, cohort.id)
+    return {
+        "cohort": cohort,
+        "course": course,
+        "row": row,
+        "a": row.assignment,
+        "now": now,
+        "scheduled": scheduled,
+        "deadline": deadline,
+        "late_now": deadline.late_seconds(now) if deadline else 0,
+        "penalty_now": deadline.penalty_percent(now) if deadline else 0.0,
+        "may_submit": row.release is not None and row.is_open(now),
+        "scores": reports.submission_scores(attempts),
+        "released": scheduled is not None and scheduled.feedback_released_at is not None,
+        "instant_left": grading.instant_feedback_left(current_user),
+        "instant_per_hour": int(current_app.config["INSTANT_FEEDBACK_PER_HOUR"]),
+    }
+
+
+def _my_submission(submission_id: int) -> Submission:
+    """The learner's own submission; anyone else's is answered like a missing one."""
+    submission = db.session.get(Submission, submission_id)
+    if submission is None or submission.user_id != current_user.id:
+        abort(404)
+    return submission
+
+
+def _latest_job(submission: Submission, kind: JobKind | None = None) -> GradingJob | None:
+    jobs = [j for j in submission.jobs if kind is None or j.kind == kind]
+    return jobs[-1] if jobs else None
+
+
+@bp.get("/submissions/<int:submission_id>")
+def submission(submission_id: int) -> ResponseReturnValue:
+    """Grading state; instant test results (before release); after release, scores per
+    question, comments, the late penalty, the final score and the feedback pages."""
+    found = _my_submission(submission_id)
+    job = _latest_job(found)
+    instant = _latest_job(found, JobKind.INSTANT)
+    released = grading.feedback_released(found)
+    result = grading.latest_result(found) if released else None
+    grades = reports.submission_grades(found)
+    return render_template(
+        "learner/submission.html",
+        submission=found,
+        a=found.assignment,
+        cohort=found.cohort,
+        state=str(job.state) if job else "",
+        instant=instant,
+        tests=_instant_tests(found, instant, grades),
+        test_outcomes=TEST_OUTCOMES,
+        released=released,
+        grades=grades if released else [],
+        score=reports.submission_scores([found])[0] if released else None,
+        feedback=sorted((result.feedback or {}) if result else {}),
+    )
+
+
+def _instant_tests(
+    submission: Submission, instant: GradingJob | None, grades: list[tuple[GradedCell, Any]]
+) -> list[tuple[GradedCell, dict[str, Any] | None]]:
+    """Each autograded test cell with its outcome in the finished instant grading (shown
+    before release); empty while there is none, or the assignment gives no instant feedback."""
+    if not submission.assignment.instant_feedback or instant is None:
+        return []
+    if instant.state != JobState.DONE or not instant.result:
+        return []
+    notebooks = instant.result.get("notebooks", {})
+    return [
+        (cell, notebooks.get(cell.notebook.name, {}).get("cells", {}).get(cell.grade_id))
+        for cell, _grade in grades
+        if cell.kind == CellKind.AUTOGRADED
+    ]
+
+
+@bp.get("/submissions/<int:submission_id>/status.json")
+def submission_status(submission_id: int) -> ResponseReturnValue:
+    """The grading state, polled by submission.js while a grader is at work."""
+    job = _latest_job(_my_submission(submission_id))
+    state = str(job.state) if job else ""
+    response = make_response(
+        {"state": state, "label": grading_state(state), "waiting": state in WAITING}
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/submissions/<int:submission_id>/feedback/<notebook>.html")
+def feedback(submission_id: int, notebook: str) -> ResponseReturnValue:
+    """One notebook's sanitized feedback page, once the instructor released feedback."""
+    found = _my_submission(submission_id)
+    result = grading.latest_result(found) if grading.feedback_released(found) else None
+    digest = (result.feedback or {}).get(notebook) if result is not None else None
+    if digest is None:
+        abort(404)
+    response = make_response(blobs.get(digest))
+    response.mimetype = "text/html"
+    response.headers["Content-Security-Policy"] = FEEDBACK_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
