@@ -415,3 +415,15 @@ def submission_learners(submissions: Sequence[Submission]) -> dict[int, User]:
     if not ids:
         return {}
     return {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))}
+
+
+def assignment_schedules(assignment_id: int) -> list[tuple[Cohort, CohortAssignment]]:
+    """Each cohort that has the assignment, with its dates and late policy, newest first."""
+    return list(
+        db.session.execute(
+            sa.select(Cohort, CohortAssignment)
+            .join(CohortAssignment, CohortAssignment.cohort_id == Cohort.id)
+            .where(CohortAssignment.assignment_id == assignment_id)
+            .order_by(Cohort.starts_on.desc(), Cohort.name)
+        ).tuples()
+    )

@@ -80,5 +80,9 @@ def assignment(slug: str, assignment_slug: str) -> ResponseReturnValue:
         .order_by(AssignmentChange.changed_at.desc())
     ).all()
     return render_template(
-        "instructor/assignment.html", course=found, assignment=item, changes=changes
+        "instructor/assignment.html",
+        course=found,
+        assignment=item,
+        changes=changes,
+        schedules=reports.assignment_schedules(item.id),
     )

@@ -121,6 +121,8 @@ def test_submissions_page_lists_each_learners_latest_attempt(
     assignment_page = client.get(ASSIGNMENT).get_data(as_text=True)
     assert f"{ASSIGNMENT}/submissions" in assignment_page
     assert f"{ASSIGNMENT}/grade" in assignment_page
+    assert f"{ASSIGNMENT}/insight" in assignment_page
+    assert f"{ASSIGNMENT}/cohorts/{world.cohort.slug}/deadlines" in assignment_page
 
 
 def test_autograde_all_starts_a_batch_and_shows_its_progress(
