@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import aliased, selectinload
 
+from lms import reports
 from lms.extensions import db
 from lms.models import (
     Assignment,
@@ -38,28 +39,7 @@ MAX_FLAGS = 200
 
 
 def _latest_ids(assignment: Assignment, cohort: Cohort | None) -> sa.Select[tuple[int]]:
-    """The ids of each learner's latest attempt (per cohort) at the assignment."""
-    latest = (
-        sa.select(
-            Submission.user_id,
-            Submission.cohort_id,
-            sa.func.max(Submission.attempt).label("attempt"),
-        )
-        .where(Submission.assignment_id == assignment.id)
-        .group_by(Submission.user_id, Submission.cohort_id)
-    )
-    if cohort is not None:
-        latest = latest.where(Submission.cohort_id == cohort.id)
-    sub = latest.subquery()
-    return sa.select(Submission.id).join(
-        sub,
-        sa.and_(
-            Submission.assignment_id == assignment.id,
-            Submission.user_id == sub.c.user_id,
-            Submission.cohort_id == sub.c.cohort_id,
-            Submission.attempt == sub.c.attempt,
-        ),
-    )
+    return reports.latest_attempt_ids(assignment.id, cohort.id if cohort else None)
 
 
 # --- Pass rates -------------------------------------------------------------------------------

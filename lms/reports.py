@@ -200,6 +200,32 @@ class SubmissionScore:
         }
 
 
+def latest_attempt_ids(assignment_id: int, cohort_id: int | None = None) -> sa.Select[tuple[int]]:
+    """The ids of each learner's latest attempt (per cohort) at the assignment, as a select
+    to embed in other queries."""
+    latest = (
+        sa.select(
+            Submission.user_id,
+            Submission.cohort_id,
+            sa.func.max(Submission.attempt).label("attempt"),
+        )
+        .where(Submission.assignment_id == assignment_id)
+        .group_by(Submission.user_id, Submission.cohort_id)
+    )
+    if cohort_id is not None:
+        latest = latest.where(Submission.cohort_id == cohort_id)
+    sub = latest.subquery()
+    return sa.select(Submission.id).join(
+        sub,
+        sa.and_(
+            Submission.assignment_id == assignment_id,
+            Submission.user_id == sub.c.user_id,
+            Submission.cohort_id == sub.c.cohort_id,
+            Submission.attempt == sub.c.attempt,
+        ),
+    )
+
+
 def submission_scores(submissions: Sequence[Submission]) -> list[SubmissionScore]:
     """Scores of the given submissions (any assignments), in the order given; four queries."""
     from lms.services import deadlines

@@ -31,7 +31,7 @@ from lms.instructor.forms import (
     QuestionGradeForm,
     RegradeForm,
 )
-from lms.instructor.routes import _my_course, bp
+from lms.instructor.routes import _my_assignment, bp
 from lms.models import (
     Assignment,
     AssignmentNotebook,
@@ -353,18 +353,6 @@ def _grade_data(grade: Grade | None, found: Submission | None) -> dict[str, Any]
 
 
 # --- Scopes: someone else's course is answered like a missing one ------------------------
-
-
-def _my_assignment(slug: str, assignment_slug: str) -> tuple[Course, Assignment]:
-    course = _my_course(slug)
-    found = db.session.scalar(
-        sa.select(Assignment).where(
-            Assignment.course_id == course.id, Assignment.slug == assignment_slug
-        )
-    )
-    if found is None:
-        abort(404)
-    return course, found
 
 
 def _my_batch(batch_id: int) -> GradingBatch:

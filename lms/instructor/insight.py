@@ -16,7 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from lms import insight
 from lms.extensions import db
 from lms.instructor.insight_forms import ExtensionForm, FeedbackForm, PolicyForm
-from lms.instructor.routes import _my_course, bp
+from lms.instructor.routes import _my_assignment, bp
 from lms.models import (
     Assignment,
     Cohort,
@@ -29,18 +29,6 @@ from lms.models import (
 from lms.services import deadlines, grading, similarity
 
 COHORT_PATH = "/courses/<slug>/assignments/<assignment_slug>/cohorts/<cohort_slug>"
-
-
-def _my_assignment(slug: str, assignment_slug: str) -> tuple[Course, Assignment]:
-    course = _my_course(slug)
-    found = db.session.scalar(
-        sa.select(Assignment).where(
-            Assignment.course_id == course.id, Assignment.slug == assignment_slug
-        )
-    )
-    if found is None:
-        abort(404)
-    return course, found
 
 
 def _course_cohort(course: Course, cohort_slug: str) -> Cohort:

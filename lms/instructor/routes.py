@@ -61,6 +61,19 @@ def _my_course(slug: str) -> Course:
     return found
 
 
+def _my_assignment(slug: str, assignment_slug: str) -> tuple[Course, Assignment]:
+    """One of my courses and one of its assignments, or 404."""
+    course = _my_course(slug)
+    found = db.session.scalar(
+        sa.select(Assignment).where(
+            Assignment.course_id == course.id, Assignment.slug == assignment_slug
+        )
+    )
+    if found is None:
+        abort(404)
+    return course, found
+
+
 @bp.get("/courses/<slug>/assignments/<assignment_slug>")
 def assignment(slug: str, assignment_slug: str) -> ResponseReturnValue:
     found = _my_course(slug)

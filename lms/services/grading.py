@@ -20,7 +20,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
-from lms import queue
+from lms import queue, reports
 from lms.extensions import db
 from lms.models import (
     Assignment,
@@ -103,32 +103,11 @@ def request_instant_feedback(submission: Submission) -> GradingJob | None:
 
 
 def latest_submissions(assignment: Assignment, cohort: Cohort | None = None) -> list[Submission]:
-    """Each learner's latest attempt (per cohort) at the assignment, oldest learner first."""
-    latest = (
-        sa.select(
-            Submission.user_id,
-            Submission.cohort_id,
-            sa.func.max(Submission.attempt).label("attempt"),
-        )
-        .where(Submission.assignment_id == assignment.id)
-        .group_by(Submission.user_id, Submission.cohort_id)
-    )
-    if cohort is not None:
-        latest = latest.where(Submission.cohort_id == cohort.id)
-    sub = latest.subquery()
+    """Each learner's latest attempt (per cohort) at the assignment, in submission order."""
+    latest = reports.latest_attempt_ids(assignment.id, cohort.id if cohort else None)
     return list(
         db.session.scalars(
-            sa.select(Submission)
-            .join(
-                sub,
-                sa.and_(
-                    Submission.user_id == sub.c.user_id,
-                    Submission.cohort_id == sub.c.cohort_id,
-                    Submission.attempt == sub.c.attempt,
-                ),
-            )
-            .where(Submission.assignment_id == assignment.id)
-            .order_by(Submission.id)
+            sa.select(Submission).where(Submission.id.in_(latest)).order_by(Submission.id)
         )
     )
 

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Dialog, FilePayload, expect
 
 from tests.e2e.conftest import Server
 from tests.e2e.test_make_run_e2e import sign_in
@@ -19,7 +19,12 @@ ASSIGNMENT = "/teach/courses/python-numpy-for-ai/assignments/vital-signs-arrays"
 def test_instructor_batch_progress_bar_reaches_the_end(make_run: Server, browser: Browser) -> None:
     page = browser.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def refuse(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
     sign_in(page, make_run, "instructor@example.org", "demo-password")
     page.goto(make_run.base_url + ASSIGNMENT)
     page.get_by_role("link", name="Submissions and autograding").click()
@@ -58,15 +63,12 @@ def test_learner_uploads_and_sees_instant_feedback(make_run: Server, browser: Br
     page.get_by_role("link", name="Python and NumPy for AI").first.click()
     page.get_by_role("link", name="Vital signs with NumPy arrays").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Vital signs")
-    page.get_by_label("Notebook file (.ipynb)").set_input_files(
-        files=[
-            {
-                "name": "vital-signs-arrays.ipynb",
-                "mimeType": "application/x-ipynb+json",
-                "buffer": json.dumps(notebook).encode(),
-            }
-        ]
-    )
+    upload: FilePayload = {
+        "name": "vital-signs-arrays.ipynb",
+        "mimeType": "application/x-ipynb+json",
+        "buffer": json.dumps(notebook).encode(),
+    }
+    page.get_by_label("Notebook file (.ipynb)").set_input_files(files=[upload])
     page.get_by_role("button", name="Submit", exact=True).click()
     expect(page).to_have_url(re.compile(r".*/learn/submissions/\d+$"))
     # submission.js polls and reloads when the instant grading ends; the untouched release
