@@ -7,6 +7,7 @@ has expired or that waited too long.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,14 +23,27 @@ _worker_app: Flask | None = None
 
 
 class Queue:
-    """A Huey instance with the LMS's tasks registered on it."""
+    """A Huey instance with the LMS's tasks registered on it, made on first use: an app with
+    a bad LMS_QUEUE_URL still starts, and /healthz names the queue as the failing part."""
 
     def __init__(self, url: str) -> None:
-        self.huey = make_huey(url)
-        self.grade_task: Any = self.huey.task(name="grade_job")(_grade_job)
+        self.url = url
+        self._huey: Huey | None = None
+        self._grade_task: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def huey(self) -> Huey:
+        with self._lock:
+            if self._huey is None:
+                huey = make_huey(self.url)
+                self._grade_task = huey.task(name="grade_job")(_grade_job)
+                self._huey = huey
+            return self._huey
 
     def enqueue_grading(self, job_id: int, priority: int) -> None:
-        self.grade_task(job_id, priority=priority)
+        self.huey  # noqa: B018 - makes the task on first use
+        self._grade_task(job_id, priority=priority)
 
 
 def make_huey(url: str) -> Huey:

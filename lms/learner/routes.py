@@ -139,15 +139,8 @@ def course(cohort_slug: str, course_slug: str) -> ResponseReturnValue:
 def download(cohort_slug: str, course_slug: str, assignment_slug: str) -> ResponseReturnValue:
     """The release notebooks and data of an open assignment, as a zip."""
     cohort, found = _cohort_course(cohort_slug, course_slug)
-    row = next(
-        (
-            r
-            for r in reports.cohort_course_assignments(cohort, found)
-            if r.assignment.slug == assignment_slug
-        ),
-        None,
-    )
-    if row is None or row.release is None or not row.is_open(utcnow()):
+    row = _scheduled_assignment(cohort, found, assignment_slug)
+    if row.release is None or not row.is_open(utcnow()):
         abort(404)
     folder = Path(current_app.config["DATA_DIR"]) / row.release.path
     buffer = io.BytesIO()
