@@ -84,6 +84,7 @@ def main() -> None:
                 names[row.learner.email]: row.raw
                 for row in reports.submission_scores(grading.latest_submissions(assignment))
             }
+            db.session.remove()  # an open read would block dropping the tables
             db.drop_all()
         many_seconds, many_scores = run_grade_many(source, instance / "folders", args.workers)
     mismatched = sorted(n for n in many_scores if many_scores[n] != queued_scores.get(n))
