@@ -24,7 +24,13 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
 from autograder import guard
-from autograder.pool import Kernel, KernelPoolError, SandboxedKernelClient, run_coroutine
+from autograder.pool import (
+    Kernel,
+    KernelPoolError,
+    KernelStartError,
+    SandboxedKernelClient,
+    run_coroutine,
+)
 
 # nbgrader's Execute defaults (nbgrader/preprocessors/execute.py).
 ERROR_ON_TIMEOUT = {
@@ -215,6 +221,8 @@ def execute_notebook(nb: NotebookNode, kernel: Kernel, limits: ExecutionLimits) 
     outcome = ExecutionOutcome()
     try:
         run_coroutine(_run(nb, kernel, limits, outcome))
+    except KernelStartError:
+        raise  # nothing ran: the caller tries another kernel
     except KernelPoolError as e:
         outcome.flags.append(f"the sandbox failed: {e}")
         outcome.not_run.update(i for i, c in enumerate(nb.cells) if c.cell_type == "code")

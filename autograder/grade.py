@@ -37,7 +37,7 @@ from autograder.execute import ExecutionLimits, ExecutionOutcome, execute_notebo
 from autograder.gpu import GpuSlots
 from autograder.nbgrader_cli import CourseDir, generate_in_process
 from autograder.notebooks import NotebookError, load_raw
-from autograder.pool import KernelPool, KernelPoolError
+from autograder.pool import KernelPool, KernelPoolError, KernelStartError
 from autograder.results import CellResult, CellStatus, GradeResult, NotebookResult
 from autograder.sandbox import SandboxPolicy
 
@@ -374,10 +374,7 @@ class Grader:
                 continue
             workspace[f"{name}.ipynb"] = json.dumps(nb, indent=1).encode()
             try:
-                with self.pool.kernel() as kernel:
-                    kernel.put_files(self.assignment.name, workspace)
-                    devices.add(kernel.device)
-                    outcome = execute_notebook(nb, kernel, self.limits)
+                outcome = self._execute(nb, workspace, devices)
             except KernelPoolError as e:
                 errors.append(f"{name}.ipynb: {e}")
                 notebooks[name] = _zero(cells, "failed")
@@ -399,6 +396,22 @@ class Grader:
             flags=tuple(flags),
             device=",".join(sorted(devices)) or "none",
         )
+
+    def _execute(
+        self, nb: NotebookNode, workspace: dict[str, bytes], devices: set[str]
+    ) -> ExecutionOutcome:
+        """Run the notebook on a fresh kernel; a kernel lost before any learner code ran is
+        replaced once (the grader's failure must not cost the learner points)."""
+        for attempt in range(2):
+            try:
+                with self.pool.kernel() as kernel:
+                    kernel.put_files(self.assignment.name, workspace)
+                    devices.add(kernel.device)
+                    return execute_notebook(nb, kernel, self.limits)
+            except KernelStartError:
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _failed(self, reason: str, started: float) -> GradeResult:
         notebooks = {

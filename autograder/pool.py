@@ -52,6 +52,11 @@ class KernelPoolError(RuntimeError):
     pass
 
 
+class KernelStartError(KernelPoolError):
+    """A kernel was lost before any learner code ran in it: the grader's failure, not the
+    learner's, so the notebook is run again on another kernel."""
+
+
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, also from a thread whose event loop is already running (an embedding app,
     Playwright's sync API in tests): then in a short-lived thread of its own."""
@@ -246,7 +251,7 @@ class Kernel:
             if remaining <= 0 or not await client.is_alive():
                 client.stop_channels()
                 self.close_context()
-                raise KernelPoolError("the kernel did not start")
+                raise KernelStartError(f"the kernel did not start: {self.server.log_tail()}")
             try:
                 message = await client.get_iopub_msg(timeout=min(remaining, 1.0))
             except queue.Empty:
