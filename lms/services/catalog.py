@@ -24,6 +24,7 @@ from lms.models import (
     AssignmentNotebook,
     CellKind,
     Course,
+    Grade,
     GradedCell,
     Level,
     Release,
@@ -308,6 +309,12 @@ def _sync_course(
             assignment.position = position
             report.unchanged.append(key)
             continue
+        elif graded := _graded_cells_removed(assignment, a_spec):
+            problems.append(
+                f"{key}: learners have grades for {', '.join(graded)}, which the new content "
+                "removes; keep those cells (grades are never deleted)"
+            )
+            continue
         elif _is_released(assignment):
             if not force:
                 problems.append(
@@ -335,6 +342,25 @@ def _sync_course(
         if gone.active:
             gone.active = False
             report.deactivated.append(f"{spec.slug}/{gone.slug}")
+
+
+def _graded_cells_removed(assignment: Assignment, spec: AssignmentSpec) -> list[str]:
+    """notebook:grade_id of each cell that the new content drops although it has grades."""
+    if assignment.id is None:
+        return []
+    kept = {(nb, c.grade_id) for nb, cells in spec.notebooks.items() for c in cells}
+    dropped = {
+        c.id: f"{nb.name}:{c.grade_id}"
+        for nb in assignment.notebooks
+        for c in nb.cells
+        if (nb.name, c.grade_id) not in kept
+    }
+    if not dropped:
+        return []
+    with_grades = db.session.scalars(
+        sa.select(Grade.cell_id).where(Grade.cell_id.in_(dropped)).distinct()
+    )
+    return sorted(dropped[cell_id] for cell_id in with_grades)
 
 
 def _is_released(assignment: Assignment) -> bool:

@@ -13,9 +13,10 @@ from flask import Flask
 
 from lms.extensions import db
 from lms.models import Grade, GradingJob, Submission, utcnow
-from lms.services import blobs, deadlines, grading, submissions
+from lms.services import blobs, catalog, deadlines, grading, submissions
 from lms.services.submissions import SubmissionError, Upload
 from tests import factories, grading_world
+from tests.course_builder import notebook, write_assignment
 from tests.grading_world import NOTEBOOK, RIGHT, WRONG, World
 
 
@@ -195,3 +196,25 @@ def test_manual_grades_stay_within_points_and_every_change_is_an_event(
         ("override", 0.0, 1.0, world.instructor.id),
     ]
     assert grades[test.id].events[1].reason == "typo in test"
+
+
+def test_a_forced_change_may_not_remove_a_cell_that_has_grades(
+    world: World, courses_dir: Path, graders: None
+) -> None:
+    submissions.submit(
+        world.learners[0],
+        world.assignment,
+        world.cohort,
+        [grading_world.answer(world.assignment, RIGHT)],
+    )
+    grading.create_batch(world.assignment, world.instructor)
+    grading_world.grade_queued()
+    grades = db.session.scalar(sa.select(sa.func.count(Grade.id)))
+    assert grades == 2
+    renamed = notebook()
+    renamed.cells[2].metadata.nbgrader.grade_id = "test-double-v2"  # drops "test-double"
+    write_assignment(courses_dir / "doubling-101" / "double-it", renamed)
+    with pytest.raises(catalog.CatalogError, match="grades for double-it:test-double,"):
+        catalog.sync(courses_dir, force=True)
+    assert db.session.scalar(sa.select(sa.func.count(Grade.id))) == grades
+    assert world.assignment.version == 1
