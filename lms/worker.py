@@ -98,6 +98,10 @@ def run_job(job_id: int) -> None:
     finally:
         stop.set()
         heartbeat.join()
+    lost = [e for e in result.get("errors", []) if "the kernel did not start" in e]
+    if lost:  # the grader's failure, not the learner's: never record it as a score
+        grading.record_failure(job_id, token, lost[0])
+        return
     if not grading.record_result(job_id, token, result, feedback):
         log.warning("grading job %s: lease lost before the result was stored", job_id)
 
