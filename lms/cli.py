@@ -439,3 +439,60 @@ def create_token(email: str, name: str) -> None:
     if user is None:
         _fail(f"No user with email {email}.")
     click.echo(api_tokens.create(user, name))
+
+
+@lms.command("refresh-completions")
+@click.option("--cohort", "cohort_slug", help="Only this cohort.")
+def refresh_completions(cohort_slug: str | None) -> None:
+    """Apply the completion rule to every learner again (after grades or pass marks change)."""
+    import sqlalchemy as sa
+
+    from lms.extensions import db
+    from lms.models import Cohort
+    from lms.services import completion
+
+    try:
+        cohorts = (
+            [programs.get_cohort(cohort_slug)]
+            if cohort_slug
+            else list(db.session.scalars(sa.select(Cohort).order_by(Cohort.id)))
+        )
+    except ServiceError as e:
+        _fail(str(e))
+    slugs = {cohort.id: cohort.slug for cohort in cohorts}
+    changed = 0
+    with click.progressbar(
+        list(slugs), label="Refreshing", item_show_func=lambda i: slugs.get(i, "") if i else ""
+    ) as bar:
+        for cohort_id in bar:
+            changed += completion.refresh(cohort_id)
+    click.echo(f"{changed} enrolment(s) changed in {len(slugs)} cohort(s).")
+
+
+@lms.command("seed-scale")
+@click.option("--learners", type=click.IntRange(min=1), default=50_000, show_default=True)
+@click.option("--assignments", type=click.IntRange(min=1), default=40, show_default=True)
+def seed_scale(learners: int, assignments: int) -> None:
+    """Fill the database with the national-50k program: learners, submissions, grades (once)."""
+    from lms.services import scale
+
+    try:
+        scale.refuse_if_present()
+        with click.progressbar(length=learners, label="Seeding", show_pos=True) as bar:
+            report = scale.seed(learners, assignments, on_progress=bar.update)
+    except scale.ScaleExists as e:
+        click.echo(str(e))
+        return
+    except ServiceError as e:
+        _fail(str(e))
+    statuses = ", ".join(f"{n:,} {s}" for s, n in report.statuses.items())
+    click.echo(
+        f"Created program {report.program}: {report.organisations} organisations, "
+        f"{report.cohorts} cohorts, {report.courses} courses, {report.assignments} assignments, "
+        f"{report.cohort_assignments:,} cohort dates."
+    )
+    click.echo(f"Rows: {report.learners:,} users, {report.enrolments:,} enrolments ({statuses}),")
+    click.echo(
+        f"      {report.submissions:,} submissions, {report.grades:,} grades "
+        f"in {report.seconds:.1f} s."
+    )

@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "GRADING_LEASE_SECONDS": 60,
     # Instant-feedback gradings a learner may ask for per hour (more wait for the batch).
     "INSTANT_FEEDBACK_PER_HOUR": 10,
+    # A learner counts as active who submitted anything in this many days.
+    "ACTIVE_DAYS": 14,
     # Failed sign-ins allowed before the form refuses for a while (Flask-Limiter syntax).
     "LOGIN_LIMIT_PER_ACCOUNT": "5 per 15 minutes",
     "LOGIN_LIMIT_PER_IP": "30 per 15 minutes",

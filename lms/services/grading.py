@@ -40,7 +40,7 @@ from lms.models import (
     User,
     utcnow,
 )
-from lms.services import ServiceError
+from lms.services import ServiceError, completion
 
 log = logging.getLogger(__name__)
 
@@ -311,15 +311,18 @@ def record_result(
                 return False
             job = db.session.get(GradingJob, job_id)
             assert job is not None
+            cohort_id, user_id = job.submission.cohort_id, job.submission.user_id
             _apply_autograde(job, result)
             _close_batch_if_finished(job.batch_id)
             db.session.commit()
-            return True
         except IntegrityError:
             # Another job of the same submission inserted the same grade first: apply again.
             db.session.rollback()
             if tries == 2:
                 raise
+            continue
+        completion.refresh(cohort_id, [user_id])
+        return True
     return False
 
 
@@ -510,6 +513,7 @@ def grade_by_hand(
     grade.comment = comment
     grade.updated_at = now
     db.session.commit()
+    completion.refresh(submission.cohort_id, [submission.user_id])
     return grade
 
 
