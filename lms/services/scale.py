@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import re
 import time as clock
 from collections import Counter
 from collections.abc import Callable
@@ -54,6 +53,7 @@ from lms.models import (
     utcnow,
 )
 from lms.services import ServiceError
+from lms.services.programs import slugify
 
 PROGRAM_SLUG = "national-50k"
 PROGRAM_NAME = "National AI Engineers 50k"
@@ -249,17 +249,13 @@ def refuse_if_present() -> None:
         )
 
 
-def _slugify(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64]
-
-
 def _create_skeleton(
     rng: random.Random, now: datetime, learners: int, assignments: int
 ) -> tuple[list[_CohortPlan], dict[str, int]]:
     """Organisations, program, courses, cohorts and their dates: one transaction."""
     organisations = []
     for name, kind in ORGANISATIONS:
-        slug = _slugify(name)
+        slug = slugify(name)
         org = db.session.scalar(
             sa.select(Organisation).where(
                 sa.or_(Organisation.slug == slug, Organisation.name == name)
@@ -424,7 +420,7 @@ def _create_learners(
     org_ids = list(
         db.session.scalars(
             sa.select(Organisation.id).where(
-                Organisation.slug.in_([_slugify(n) for n, _ in ORGANISATIONS])
+                Organisation.slug.in_([slugify(n) for n, _ in ORGANISATIONS])
             )
         )
     )
