@@ -18,7 +18,6 @@ from lms.models import (
     Course,
     Enrolment,
     EnrolmentStatus,
-    Extension,
     Grade,
     GradedCell,
     GradeEvent,
@@ -31,6 +30,7 @@ from lms.models import (
     User,
     cohort_courses,
 )
+from lms.services import deadlines
 
 # Enrolment states that count toward a target, and those past each milestone.
 COUNTED = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED, EnrolmentStatus.CERTIFIED)
@@ -183,7 +183,7 @@ class SubmissionScore:
     def final(self) -> float | None:
         if self.raw is None:
             return None
-        return round(self.raw * (1 - self.penalty_percent / 100), 4)
+        return deadlines.with_penalty(self.raw, self.penalty_percent)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -228,8 +228,6 @@ def latest_attempt_ids(assignment_id: int, cohort_id: int | None = None) -> sa.S
 
 def submission_scores(submissions: Sequence[Submission]) -> list[SubmissionScore]:
     """Scores of the given submissions (any assignments), in the order given; four queries."""
-    from lms.services import deadlines
-
     if not submissions:
         return []
     ids = [s.id for s in submissions]
@@ -262,32 +260,12 @@ def submission_scores(submissions: Sequence[Submission]) -> list[SubmissionScore
         .tuples()
         .all()
     )
-    scheduled = {
-        (ca.cohort_id, ca.assignment_id): ca
-        for ca in db.session.scalars(
-            sa.select(CohortAssignment).where(
-                sa.tuple_(CohortAssignment.cohort_id, CohortAssignment.assignment_id).in_(
-                    {(s.cohort_id, s.assignment_id) for s in submissions}
-                )
-            )
-        )
-    }
-    extensions = {
-        (e.cohort_assignment_id, e.user_id): e.due_at
-        for e in db.session.scalars(
-            sa.select(Extension).where(
-                Extension.cohort_assignment_id.in_([ca.id for ca in scheduled.values()])
-            )
-        )
-    }
+    penalties = deadlines.late_penalties(
+        [(s.cohort_id, s.assignment_id, s.user_id, s.submitted_at) for s in submissions]
+    )
     rows = []
-    for s in submissions:
+    for s, penalty in zip(submissions, penalties, strict=True):
         raw, waiting = graded.get(s.id, (None, 0))
-        ca = scheduled.get((s.cohort_id, s.assignment_id))
-        penalty = 0.0
-        if ca is not None:
-            deadline = deadlines.Deadline.of(ca, extensions.get((ca.id, s.user_id)))
-            penalty = deadline.penalty_percent(s.submitted_at)
         rows.append(
             SubmissionScore(
                 submission=s,

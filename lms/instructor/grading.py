@@ -21,7 +21,7 @@ from flask_babel import format_timedelta, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from lms import reports
+from lms import feedback_page, reports
 from lms.access import may_see, taught_course_ids
 from lms.extensions import db
 from lms.instructor.forms import (
@@ -44,9 +44,6 @@ from lms.models import (
     Submission,
 )
 from lms.services import blobs, grading
-
-FEEDBACK_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
-
 
 # --- Submissions and batches -------------------------------------------------------------
 
@@ -274,20 +271,7 @@ def grade_cell(submission_id: int, cell_id: int) -> ResponseReturnValue:
 @bp.get("/submissions/<int:submission_id>/feedback/<notebook>.html")
 def submission_feedback(submission_id: int, notebook: str) -> ResponseReturnValue:
     found = _my_submission(submission_id)
-    job = grading.latest_result(found)
-    digest = (job.feedback or {}).get(notebook) if job else None
-    if digest is None:
-        abort(404)
-    try:
-        page = blobs.get(digest)
-    except (OSError, ValueError):
-        abort(404)
-    response = Response(page, mimetype="text/html")
-    # Learner content, even sanitized, runs nothing and loads nothing here.
-    response.headers["Content-Security-Policy"] = FEEDBACK_CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return feedback_page.response(grading.latest_result(found), notebook)
 
 
 @bp.get("/submissions/<int:submission_id>/history")

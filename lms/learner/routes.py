@@ -28,7 +28,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from lms import reports
+from lms import feedback_page, reports
 from lms.access import guard_blueprint, is_learner
 from lms.extensions import db
 from lms.learner.forms import SubmitForm
@@ -45,7 +45,7 @@ from lms.models import (
     Submission,
     utcnow,
 )
-from lms.services import blobs, deadlines, grading, submissions
+from lms.services import deadlines, grading, submissions
 
 bp = Blueprint("learner", __name__, url_prefix="/learn")
 guard_blueprint(bp, is_learner)
@@ -82,8 +82,6 @@ TEST_OUTCOMES = {
     "partial": _l("partly passed"),
     "failed": _l("failed"),
 }
-# Feedback pages are learner-made HTML (sanitized): no script, no requests, no same origin.
-FEEDBACK_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 
 
 @bp.context_processor
@@ -333,13 +331,5 @@ def submission_status(submission_id: int) -> ResponseReturnValue:
 def feedback(submission_id: int, notebook: str) -> ResponseReturnValue:
     """One notebook's sanitized feedback page, once the instructor released feedback."""
     found = _my_submission(submission_id)
-    result = grading.latest_result(found) if grading.feedback_released(found) else None
-    digest = (result.feedback or {}).get(notebook) if result is not None else None
-    if digest is None:
-        abort(404)
-    response = make_response(blobs.get(digest))
-    response.mimetype = "text/html"
-    response.headers["Content-Security-Policy"] = FEEDBACK_CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    released = grading.feedback_released(found)
+    return feedback_page.response(grading.latest_result(found) if released else None, notebook)

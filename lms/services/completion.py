@@ -16,15 +16,13 @@ import sqlalchemy as sa
 from lms.extensions import db
 from lms.models import (
     Assignment,
-    CohortAssignment,
     Enrolment,
     EnrolmentStatus,
-    Extension,
     Grade,
     Submission,
     cohort_courses,
 )
-from lms.services.deadlines import Deadline
+from lms.services import deadlines
 
 # The states refresh() may move a learner between; withdrawn and certified are left alone.
 REVIEWED = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)
@@ -113,37 +111,13 @@ def passed_at(cohort_id: int, users: set[int] | None = None) -> dict[int, dateti
         )
     ).tuples()
 
-    scheduled = {
-        ca.assignment_id: ca
-        for ca in db.session.scalars(
-            sa.select(CohortAssignment).where(
-                CohortAssignment.cohort_id == cohort_id,
-                CohortAssignment.assignment_id.in_(pass_marks),
-            )
-        )
-    }
-    extension_query = sa.select(
-        Extension.cohort_assignment_id, Extension.user_id, Extension.due_at
-    ).where(Extension.cohort_assignment_id.in_([ca.id for ca in scheduled.values()]))
-    if users is not None:
-        extension_query = extension_query.where(Extension.user_id.in_(users))
-    extensions = {
-        (ca_id, user_id): due_at
-        for ca_id, user_id, due_at in db.session.execute(extension_query).tuples()
-    }
-
+    graded = [row for row in rows if row[3] is not None]  # nothing graded: not passed
+    penalties = deadlines.late_penalties(
+        [(cohort_id, assignment_id, user_id, at) for user_id, assignment_id, at, _ in graded]
+    )
     passing: dict[int, list[datetime]] = {}
-    for user_id, assignment_id, submitted_at, raw in rows:
-        if raw is None:
-            continue  # nothing graded yet
-        penalty = 0.0
-        ca = scheduled.get(assignment_id)
-        if ca is not None:
-            deadline = Deadline.of(ca, extensions.get((ca.id, user_id)))
-            penalty = deadline.penalty_percent(submitted_at)
-        # Rounded as reports.SubmissionScore.final rounds the score that learners are shown.
-        final = round(float(raw) * (1 - penalty / 100), 4)
-        if final >= pass_marks[assignment_id]:
+    for (user_id, assignment_id, submitted_at, raw), penalty in zip(graded, penalties, strict=True):
+        if deadlines.with_penalty(float(raw), penalty) >= pass_marks[assignment_id]:
             passing.setdefault(user_id, []).append(submitted_at)
     return {
         user_id: max(moments)
