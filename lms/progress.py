@@ -1,18 +1,40 @@
-"""Read-only figures of a program's progress toward its target: active learners, the forecast
-of the date the target is reached, completions per week. Nothing here writes."""
+"""Read-only figures of a program's progress toward its target: the funnel (enrolled, active,
+completed, certified) per cohort and per partner organisation, the forecast of the date the
+target is reached, completions per week, a cohort's gradebook and one learner's progress.
+The dashboard, the exports and the API read these, so they always show the same numbers.
+Nothing here writes."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from lms.extensions import db
-from lms.models import Cohort, Enrolment, EnrolmentStatus, Program, Submission, utcnow
+from lms.models import (
+    Assignment,
+    Cohort,
+    Course,
+    Enrolment,
+    EnrolmentStatus,
+    Grade,
+    Organisation,
+    Program,
+    Submission,
+    User,
+    cohort_courses,
+    utcnow,
+)
+from lms.services import deadlines
 
-# Learners who count as active when they submit, and those who count as completions.
+# Learners who count toward a target (not withdrawn), those who count as active when they
+# submit, and those who count as completions.
+COUNTED = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED, EnrolmentStatus.CERTIFIED)
 ACTIVE = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)
 COMPLETED = (EnrolmentStatus.COMPLETED, EnrolmentStatus.CERTIFIED)
 # The trailing window over which the completion rate is measured.
@@ -22,27 +44,6 @@ RATE_WEEKS = 8
 def _completed_at() -> sa.ColumnElement[datetime | None]:
     # A certified learner without a completion date (set by hand) completed when certified.
     return sa.func.coalesce(Enrolment.completed_at, Enrolment.certified_at)
-
-
-def active_learners(program_id: int, days: int | None = None, now: datetime | None = None) -> int:
-    """Enrolled or completed learners of the program who submitted anything in its cohorts in
-    the last `days` days (default: the ACTIVE_DAYS setting)."""
-    if days is None:
-        days = int(current_app.config["ACTIVE_DAYS"])
-    since = (now or utcnow()) - timedelta(days=days)
-    submitted = sa.exists().where(
-        Submission.user_id == Enrolment.user_id,
-        Submission.cohort_id == Enrolment.cohort_id,
-        Submission.submitted_at >= since,
-    )
-    return (
-        db.session.scalar(
-            sa.select(sa.func.count(sa.distinct(Enrolment.user_id)))
-            .join(Cohort, Cohort.id == Enrolment.cohort_id)
-            .where(Cohort.program_id == program_id, Enrolment.status.in_(ACTIVE), submitted)
-        )
-        or 0
-    )
 
 
 @dataclass(frozen=True)
@@ -109,25 +110,27 @@ def forecast(program: Program, now: datetime | None = None) -> Forecast:
     )
 
 
-def completions_by_week(program_id: int) -> list[tuple[date, int]]:
-    """Cumulative completions (completed and certified) at the end of each ISO week, named by
-    its Monday, from the first week with a completion to the last, without gaps."""
-    moments = db.session.scalars(
-        sa.select(_completed_at())
+def completions_by_week(program_id: int, cohort_id: int | None = None) -> list[tuple[date, int]]:
+    """Cumulative completions (completed and certified) of the program (or of one of its
+    cohorts) at the end of each ISO week, named by its Monday, from the first week with a
+    completion to the last, without gaps."""
+    day = sa.func.date(_completed_at())  # a string on SQLite, a date on PostgreSQL
+    per_day = db.session.execute(
+        sa.select(day, sa.func.count(Enrolment.id))
         .join(Cohort, Cohort.id == Enrolment.cohort_id)
         .where(
             Cohort.program_id == program_id,
             Enrolment.status.in_(COMPLETED),
             _completed_at().is_not(None),
+            sa.true() if cohort_id is None else Enrolment.cohort_id == cohort_id,
         )
-    ).all()
+        .group_by(day)
+    ).tuples()
     per_week: dict[date, int] = {}
-    for moment in moments:
-        if moment is None:
-            continue
-        day = moment.date()
-        monday = day - timedelta(days=day.weekday())
-        per_week[monday] = per_week.get(monday, 0) + 1
+    for on, count in per_day:
+        on_date = date.fromisoformat(on) if isinstance(on, str) else on
+        monday = on_date - timedelta(days=on_date.weekday())
+        per_week[monday] = per_week.get(monday, 0) + count
     if not per_week:
         return []
     weeks = []
@@ -138,3 +141,396 @@ def completions_by_week(program_id: int) -> list[tuple[date, int]]:
         weeks.append((week, total))
         week += timedelta(weeks=1)
     return weeks
+
+
+# --- Funnel per cohort and per organisation ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """Learners of a cohort, an organisation or a whole program at each stage. Counts are of
+    enrolments, so the rows of a breakdown add up to the program's totals."""
+
+    name: str
+    enrolled: int  # not withdrawn: enrolled, completed or certified
+    active: int  # enrolled or completed, and submitted within the active window
+    completed: int  # completed or certified
+    certified: int
+    withdrawn: int
+    stalled: int  # enrolled, not completed, nothing submitted within the active window
+    slug: str = ""  # the cohort's, for links
+    organisation: str = ""  # the organisation hosting the cohort
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+    @property
+    def completed_percent(self) -> float:
+        return 100.0 * self.completed / self.enrolled if self.enrolled else 0.0
+
+    @property
+    def active_percent(self) -> float:
+        return 100.0 * self.active / self.enrolled if self.enrolled else 0.0
+
+    @property
+    def stalled_percent(self) -> float:
+        return 100.0 * self.stalled / self.enrolled if self.enrolled else 0.0
+
+
+def _active_pairs(program_id: int, since: datetime) -> sa.Subquery:
+    """(user, cohort) of every submission in the program's cohorts since the moment."""
+    return (
+        # "+ 0" keeps SQLite from walking every submission in user order for the DISTINCT
+        # (350 ms on 1.6 million rows) rather than the few recent ones (5 ms).
+        sa.select((Submission.user_id + 0).label("user_id"), Submission.cohort_id)
+        .where(
+            Submission.submitted_at >= since,
+            Submission.cohort_id.in_(
+                sa.select(Cohort.id).where(Cohort.program_id == program_id).scalar_subquery()
+            ),
+        )
+        .distinct()
+        .subquery()
+    )
+
+
+def _since(now: datetime | None) -> datetime:
+    return (now or utcnow()) - timedelta(days=int(current_app.config["ACTIVE_DAYS"]))
+
+
+def breakdowns(
+    program_id: int, no_organisation: str, now: datetime | None = None
+) -> tuple[list[Funnel], list[Funnel]]:
+    """The program's learners per cohort and per partner organisation they come from (those
+    without one under `no_organisation`), each laggards first (see laggards_first).
+
+    Two aggregate queries by (cohort, organisation, status): all enrolments, and those
+    with a recent submission (driven by the few recent submissions, not by every learner),
+    summed both ways here. About 0.1 s for 50,000 learners and 1.6 million submissions."""
+    by_status = sa.select(Enrolment.cohort_id, User.organisation_id, Enrolment.status).join(
+        User, User.id == Enrolment.user_id
+    )
+    everyone = by_status.join(Cohort, Cohort.id == Enrolment.cohort_id).where(
+        Cohort.program_id == program_id
+    )
+    active = _active_pairs(program_id, _since(now))
+    recent = by_status.join(
+        active,
+        sa.and_(active.c.user_id == Enrolment.user_id, active.c.cohort_id == Enrolment.cohort_id),
+    )
+    per_cohort: dict[int, Counter[str]] = {}
+    per_organisation: dict[int | None, Counter[str]] = {}
+    for query, prefix in ((everyone, ""), (recent, "active-")):
+        grouped = query.add_columns(sa.func.count()).group_by(
+            Enrolment.cohort_id, User.organisation_id, Enrolment.status
+        )
+        for cohort_id, organisation_id, status, count in db.session.execute(grouped).tuples():
+            for key in (prefix + status, prefix + "any"):
+                per_cohort.setdefault(cohort_id, Counter())[key] += count
+                per_organisation.setdefault(organisation_id, Counter())[key] += count
+
+    names = dict(db.session.execute(sa.select(Organisation.id, Organisation.name)).tuples().all())
+    cohorts = db.session.scalars(sa.select(Cohort).where(Cohort.program_id == program_id))
+    today = (now or utcnow()).date()
+    by_cohort = [
+        _funnel(
+            cohort.name,
+            per_cohort.get(cohort.id, Counter()),
+            slug=cohort.slug,
+            organisation=names.get(cohort.organisation_id, "") if cohort.organisation_id else "",
+            starts_on=cohort.starts_on,
+            ends_on=cohort.ends_on,
+        )
+        for cohort in cohorts
+    ]
+    by_organisation = [
+        _funnel(names.get(key, no_organisation) if key else no_organisation, counts)
+        for key, counts in per_organisation.items()
+    ]
+    return laggards_first(by_cohort, today), laggards_first(by_organisation, today)
+
+
+def _funnel(name: str, counts: Counter[str], **where: Any) -> Funnel:
+    enrolled, completed, certified, withdrawn = (
+        counts[EnrolmentStatus.ENROLLED],
+        counts[EnrolmentStatus.COMPLETED],
+        counts[EnrolmentStatus.CERTIFIED],
+        counts[EnrolmentStatus.WITHDRAWN],
+    )
+    active = sum(counts["active-" + status] for status in ACTIVE)
+    return Funnel(
+        name,
+        enrolled=enrolled + completed + certified,
+        active=active,
+        completed=completed + certified,
+        certified=certified,
+        withdrawn=withdrawn,
+        stalled=enrolled - counts["active-" + EnrolmentStatus.ENROLLED],
+        **where,
+    )
+
+
+def laggards_first(funnels: list[Funnel], today: date) -> list[Funnel]:
+    """The largest share of stalled learners first (enrolled, not completed, nothing
+    submitted lately), then the lowest share completed; cohorts that have not started yet
+    (nobody can have submitted) last."""
+
+    def key(f: Funnel) -> tuple[bool, float, float, str]:
+        upcoming = f.starts_on is not None and f.starts_on > today
+        return (upcoming, -f.stalled_percent, f.completed_percent, f.name)
+
+    return sorted(funnels, key=key)
+
+
+def total(name: str, funnels: list[Funnel]) -> Funnel:
+    """The sum of a breakdown's rows."""
+    return Funnel(
+        name,
+        enrolled=sum(f.enrolled for f in funnels),
+        active=sum(f.active for f in funnels),
+        completed=sum(f.completed for f in funnels),
+        certified=sum(f.certified for f in funnels),
+        withdrawn=sum(f.withdrawn for f in funnels),
+        stalled=sum(f.stalled for f in funnels),
+    )
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    program: Program
+    totals: Funnel
+    forecast: Forecast
+    weekly: list[tuple[date, int]]
+    cohorts: list[Funnel]
+    organisations: list[Funnel]
+    start: date  # the first cohort's start: where the straight line to the target begins
+    today: date
+    active_days: int
+
+
+def dashboard(program: Program, no_organisation: str, now: datetime | None = None) -> Dashboard:
+    """Everything the program dashboard shows; six queries whatever the program's size."""
+    now = now or utcnow()
+    cohorts, organisations = breakdowns(program.id, no_organisation, now)
+    starts = [f.starts_on for f in cohorts if f.starts_on is not None]
+    return Dashboard(
+        program=program,
+        totals=total(program.name, cohorts),
+        forecast=forecast(program, now),
+        weekly=completions_by_week(program.id),
+        cohorts=cohorts,
+        organisations=organisations,
+        start=min(starts) if starts else program.created_at.date(),
+        today=now.date(),
+        active_days=int(current_app.config["ACTIVE_DAYS"]),
+    )
+
+
+# --- Scores of the latest attempts: the gradebook and one learner's progress -------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A learner's latest attempt at an assignment in a cohort, with its score as shown
+    everywhere: the sum of its grades less the late penalty that applies now."""
+
+    submission_id: int
+    attempt: int
+    submitted_at: datetime
+    raw: float | None  # None until anything is graded
+    penalty_percent: float
+
+    @property
+    def final(self) -> float | None:
+        if self.raw is None:
+            return None
+        return deadlines.with_penalty(self.raw, self.penalty_percent)
+
+
+def required_assignments(cohort_id: int) -> list[Assignment]:
+    """The active assignments of the cohort's courses, course by course in order."""
+    return list(
+        db.session.scalars(
+            sa.select(Assignment)
+            .join(cohort_courses, cohort_courses.c.course_id == Assignment.course_id)
+            .join(Course, Course.id == Assignment.course_id)
+            .where(cohort_courses.c.cohort_id == cohort_id, Assignment.active.is_(True))
+            .order_by(Course.title, Assignment.position)
+        )
+    )
+
+
+def latest_attempts(
+    cohort_id: int, assignment_ids: Sequence[int], users: set[int] | None = None
+) -> dict[tuple[int, int], Attempt]:
+    """(user id, assignment id) -> the latest attempt, for the cohort's learners (or those of
+    `users`) at the given assignments. Three queries, however many learners."""
+    if not assignment_ids or (users is not None and not users):
+        return {}
+    latest = sa.select(
+        Submission.user_id,
+        Submission.assignment_id,
+        sa.func.max(Submission.attempt).label("attempt"),
+    ).where(Submission.cohort_id == cohort_id, Submission.assignment_id.in_(assignment_ids))
+    if users is not None:
+        latest = latest.where(Submission.user_id.in_(users))
+    last = latest.group_by(Submission.user_id, Submission.assignment_id).subquery()
+    rows = db.session.execute(
+        sa.select(
+            Submission.id,
+            Submission.user_id,
+            Submission.assignment_id,
+            Submission.attempt,
+            Submission.submitted_at,
+            sa.func.sum(sa.func.coalesce(Grade.manual_score, Grade.auto_score)),
+        )
+        .join(
+            last,
+            sa.and_(
+                Submission.cohort_id == cohort_id,
+                Submission.user_id == last.c.user_id,
+                Submission.assignment_id == last.c.assignment_id,
+                Submission.attempt == last.c.attempt,
+            ),
+        )
+        .outerjoin(Grade, Grade.submission_id == Submission.id)
+        .group_by(
+            Submission.id,
+            Submission.user_id,
+            Submission.assignment_id,
+            Submission.attempt,
+            Submission.submitted_at,
+        )
+    ).tuples()
+    found = list(rows)
+    penalties = deadlines.late_penalties(
+        [(cohort_id, assignment_id, user_id, at) for _, user_id, assignment_id, _, at, _ in found]
+    )
+    return {
+        (user_id, assignment_id): Attempt(
+            submission_id, attempt, at, None if raw is None else float(raw), penalty
+        )
+        for (submission_id, user_id, assignment_id, attempt, at, raw), penalty in zip(
+            found, penalties, strict=True
+        )
+    }
+
+
+@dataclass(frozen=True)
+class GradebookRow:
+    learner: User
+    enrolment: Enrolment
+    attempts: dict[int, Attempt]  # assignment id -> latest attempt
+
+    def passed(self, assignments: Sequence[Assignment]) -> int:
+        count = 0
+        for assignment in assignments:
+            attempt = self.attempts.get(assignment.id)
+            final = attempt.final if attempt is not None else None
+            if final is not None and final >= assignment.pass_mark:
+                count += 1
+        return count
+
+
+@dataclass(frozen=True)
+class Gradebook:
+    cohort: Cohort
+    assignments: list[Assignment]
+    rows: list[GradebookRow]
+
+    def sort(self, key: str, descending: bool = False) -> list[GradebookRow]:
+        """Rows by "name", "email", "status", "passed" or an assignment id ("a12"); learners
+        without a score go last either way."""
+
+        def by(row: GradebookRow) -> tuple[bool, Any]:
+            if key == "email":
+                return (False, row.learner.email.casefold())
+            if key == "status":
+                return (False, STATUS_ORDER.index(row.enrolment.status))
+            if key == "passed":
+                return (False, row.passed(self.assignments))
+            if key.startswith("a") and key[1:].isdigit():
+                attempt = row.attempts.get(int(key[1:]))
+                final = attempt.final if attempt is not None else None
+                return (final is None, final if final is not None else 0.0)
+            return (False, row.learner.name.casefold())
+
+        ordered = sorted(self.rows, key=lambda r: r.learner.name.casefold())
+        ordered.sort(key=by, reverse=descending)
+        if descending:  # missing scores still last
+            ordered.sort(key=lambda r: by(r)[0])
+        return ordered
+
+
+STATUS_ORDER = (
+    EnrolmentStatus.WITHDRAWN,
+    EnrolmentStatus.ENROLLED,
+    EnrolmentStatus.COMPLETED,
+    EnrolmentStatus.CERTIFIED,
+)
+
+
+def gradebook(cohort: Cohort) -> Gradebook:
+    """Every learner of the cohort (withdrawn ones too) with the final score of their latest
+    attempt at each required assignment. Four queries."""
+    assignments = required_assignments(cohort.id)
+    enrolments = db.session.execute(
+        sa.select(Enrolment, User)
+        .join(User, User.id == Enrolment.user_id)
+        .where(Enrolment.cohort_id == cohort.id)
+    ).tuples()
+    attempts = latest_attempts(cohort.id, [a.id for a in assignments])
+    per_user: dict[int, dict[int, Attempt]] = {}
+    for (user_id, assignment_id), attempt in attempts.items():
+        per_user.setdefault(user_id, {})[assignment_id] = attempt
+    rows = [
+        GradebookRow(user, enrolment, per_user.get(user.id, {})) for enrolment, user in enrolments
+    ]
+    return Gradebook(cohort, assignments, rows)
+
+
+@dataclass(frozen=True)
+class LearnerProgress:
+    learner: User
+    enrolment: Enrolment
+    cohort: Cohort
+    # (assignment, latest attempt or None, number of attempts), course by course.
+    assignments: list[tuple[Assignment, Attempt | None, int]]
+
+    @property
+    def passed(self) -> int:
+        return sum(
+            1
+            for assignment, attempt, _ in self.assignments
+            if attempt is not None
+            and attempt.final is not None
+            and attempt.final >= assignment.pass_mark
+        )
+
+
+def learner_progress(cohort: Cohort, user_id: int) -> LearnerProgress | None:
+    """One learner's standing in the cohort; None when not (and never) enrolled in it."""
+    found = db.session.execute(
+        sa.select(Enrolment, User)
+        .join(User, User.id == Enrolment.user_id)
+        .where(Enrolment.cohort_id == cohort.id, Enrolment.user_id == user_id)
+    ).first()
+    if found is None:
+        return None
+    enrolment, user = found.tuple()
+    assignments = required_assignments(cohort.id)
+    attempts = latest_attempts(cohort.id, [a.id for a in assignments], {user_id})
+    counts = dict(
+        db.session.execute(
+            sa.select(Submission.assignment_id, sa.func.count(Submission.id))
+            .where(Submission.cohort_id == cohort.id, Submission.user_id == user_id)
+            .group_by(Submission.assignment_id)
+        )
+        .tuples()
+        .all()
+    )
+    return LearnerProgress(
+        user,
+        enrolment,
+        cohort,
+        [(a, attempts.get((user_id, a.id)), counts.get(a.id, 0)) for a in assignments],
+    )

@@ -33,6 +33,7 @@ from lms.models.programs import (
     Program,
     cohort_courses,
 )
+from lms.models.reports import Certificate, ExportJob, ExportState
 
 __all__ = [
     "ApiToken",
@@ -55,6 +56,9 @@ __all__ = [
     "Level",
     "Release",
     "Base",
+    "Certificate",
+    "ExportJob",
+    "ExportState",
     "Cohort",
     "Course",
     "Enrolment",

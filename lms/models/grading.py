@@ -30,6 +30,12 @@ class Submission(Base):
         # A retried request (double click, network retry) carries the same key: one row.
         sa.UniqueConstraint("user_id", "submit_key"),
         sa.Index("ix_submissions_assignment_cohort", "assignment_id", "cohort_id"),
+        # Who submitted lately (active learners): a range of recent rows, covered.
+        sa.Index("ix_submissions_recent", "submitted_at", "cohort_id", "user_id"),
+        # Each learner's progress in a cohort (progress reports): one covered index range.
+        sa.Index(
+            "ix_submissions_progress", "cohort_id", "user_id", "assignment_id", "submitted_at"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

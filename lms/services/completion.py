@@ -13,16 +13,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from lms import progress
 from lms.extensions import db
-from lms.models import (
-    Assignment,
-    Enrolment,
-    EnrolmentStatus,
-    Grade,
-    Submission,
-    cohort_courses,
-)
-from lms.services import deadlines
+from lms.models import Enrolment, EnrolmentStatus
 
 # The states refresh() may move a learner between; withdrawn and certified are left alone.
 REVIEWED = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)
@@ -67,58 +60,17 @@ def _enrolments(cohort_id: int, users: set[int] | None) -> list[Enrolment]:
 
 def passed_at(cohort_id: int, users: set[int] | None = None) -> dict[int, datetime]:
     """Learner id -> when the last of their passing submissions came, for every learner of
-    the cohort (or of users) who meets the rule now. Read-only; four queries."""
-    pass_marks = dict(
-        db.session.execute(
-            sa.select(Assignment.id, Assignment.pass_mark)
-            .join(cohort_courses, cohort_courses.c.course_id == Assignment.course_id)
-            .where(cohort_courses.c.cohort_id == cohort_id, Assignment.active.is_(True))
-        )
-        .tuples()
-        .all()
-    )
+    the cohort (or of users) who meets the rule now. Read-only."""
+    pass_marks = {a.id: a.pass_mark for a in progress.required_assignments(cohort_id)}
     if not pass_marks:
         return {}
-
-    # Each learner's latest attempt at each assignment in the cohort, with its raw score.
-    latest = sa.select(
-        Submission.user_id,
-        Submission.assignment_id,
-        sa.func.max(Submission.attempt).label("attempt"),
-    ).where(Submission.cohort_id == cohort_id, Submission.assignment_id.in_(pass_marks))
-    if users is not None:
-        latest = latest.where(Submission.user_id.in_(users))
-    last = latest.group_by(Submission.user_id, Submission.assignment_id).subquery()
-    rows = db.session.execute(
-        sa.select(
-            Submission.user_id,
-            Submission.assignment_id,
-            Submission.submitted_at,
-            sa.func.sum(sa.func.coalesce(Grade.manual_score, Grade.auto_score)),
-        )
-        .join(
-            last,
-            sa.and_(
-                Submission.cohort_id == cohort_id,
-                Submission.user_id == last.c.user_id,
-                Submission.assignment_id == last.c.assignment_id,
-                Submission.attempt == last.c.attempt,
-            ),
-        )
-        .join(Grade, Grade.submission_id == Submission.id)
-        .group_by(
-            Submission.id, Submission.user_id, Submission.assignment_id, Submission.submitted_at
-        )
-    ).tuples()
-
-    graded = [row for row in rows if row[3] is not None]  # nothing graded: not passed
-    penalties = deadlines.late_penalties(
-        [(cohort_id, assignment_id, user_id, at) for user_id, assignment_id, at, _ in graded]
-    )
     passing: dict[int, list[datetime]] = {}
-    for (user_id, assignment_id, submitted_at, raw), penalty in zip(graded, penalties, strict=True):
-        if deadlines.with_penalty(float(raw), penalty) >= pass_marks[assignment_id]:
-            passing.setdefault(user_id, []).append(submitted_at)
+    for (user_id, assignment_id), attempt in progress.latest_attempts(
+        cohort_id, list(pass_marks), users
+    ).items():
+        final = attempt.final
+        if final is not None and final >= pass_marks[assignment_id]:
+            passing.setdefault(user_id, []).append(attempt.submitted_at)
     return {
         user_id: max(moments)
         for user_id, moments in passing.items()

@@ -3,7 +3,7 @@ small cohorts whose numbers are worked out by hand."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -326,7 +326,18 @@ def test_active_learners_in_the_window(app: Flask, world: World) -> None:
         submit(world, user, 1, NOW - 40 * DAY, 5.0)
     learner(world.cohort, "idle@test.org")
     program_id = world.program.id
-    assert progress.active_learners(program_id, now=NOW) == 2
-    assert progress.active_learners(program_id, days=30, now=NOW) == 3
+
+    def funnel() -> progress.Funnel:
+        [cohort], [organisation] = progress.breakdowns(program_id, "none", now=NOW)
+        assert organisation == progress.Funnel("none", *astuple(cohort)[1:7])
+        return cohort
+
+    # now (3 days) and done (13 days) are active; stale and idle are stalled; certified and
+    # withdrawn learners are neither.
+    assert (funnel().active, funnel().stalled) == (2, 2)
+    assert (funnel().enrolled, funnel().completed, funnel().certified) == (5, 2, 1)
+    assert funnel().withdrawn == 1
+    app.config["ACTIVE_DAYS"] = 30
+    assert (funnel().active, funnel().stalled) == (3, 1)
     app.config["ACTIVE_DAYS"] = 5
-    assert progress.active_learners(program_id, now=NOW) == 1
+    assert (funnel().active, funnel().stalled) == (1, 2)  # done is completed, not stalled

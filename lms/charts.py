@@ -1,0 +1,159 @@
+"""The charts of the dashboards and reports, drawn on the server with matplotlib: SVG for pages
+(text stays text, so it is translated, selectable and read by screen readers), PNG for PDFs.
+
+Only the object-oriented API (Figure), never pyplot: no global state, safe in threads.
+Labels come in already translated; nothing here calls gettext.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+
+import matplotlib
+from matplotlib import dates as mdates
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+
+BLUE = "#1f5fa8"  # completions: 7:1 on white
+ORANGE = "#a34f00"  # the forecast
+GREY = "#555555"  # the straight line to the target
+FUNNEL = ("#6b7c93", "#1f5fa8", "#2d7d46", "#7a3e9d", "#a34f00")
+
+# Families tried in order for each glyph: DejaVu (ships with matplotlib: Latin, Vietnamese),
+# then a CJK font where the system has one, so Korean labels in PNGs are not boxes.
+CJK_FAMILIES = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Noto Sans CJK JP")
+
+
+@cache
+def _families() -> list[str]:
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *[name for name in CJK_FAMILIES if name in installed]]
+
+
+def _figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure
+
+
+@dataclass(frozen=True)
+class CompletionsLabels:
+    title: str
+    completed: str  # "Completed"
+    straight_line: str  # "Straight line to the target"
+    forecast: str  # "Forecast at 12.5 a week"
+    target: str  # "Target 1,200"
+    learners: str  # y axis
+
+
+def completions(
+    weekly: Sequence[tuple[date, int]],
+    *,
+    start: date,
+    today: date,
+    target: int,
+    target_date: date,
+    forecast_date: date | None,
+    labels: CompletionsLabels,
+) -> Figure:
+    """Cumulative completions per week against the straight line from `start` (no one
+    completed) to the target on the target date, and the forecast line from today's count to
+    the target on the forecast date. The x axis ends at the later of the target date and the
+    forecast date, but never more than the program's own length past the target date."""
+    completed_now = weekly[-1][1] if weekly else 0
+    end = target_date
+    if forecast_date is not None:
+        span = max(timedelta(days=30), target_date - start)
+        end = max(end, min(forecast_date, target_date + span))
+    end = max(end, today)
+
+    figure = _figure(7.5, 3.6)
+    axes = figure.add_subplot()
+    if weekly:
+        # Weeks are named by their Monday; the count holds at the end of the week.
+        xs = [start, *[monday + timedelta(days=6) for monday, _ in weekly]]
+        ys = [0, *[count for _, count in weekly]]
+        axes.step(xs, ys, where="post", color=BLUE, linewidth=2.2, label=labels.completed)
+    axes.plot(
+        [start, target_date],
+        [0, target],
+        color=GREY,
+        linestyle="--",
+        linewidth=1.4,
+        label=labels.straight_line,
+    )
+    if forecast_date is not None and completed_now < target:
+        axes.plot(
+            [today, forecast_date],
+            [completed_now, target],
+            color=ORANGE,
+            linestyle=":",
+            linewidth=2.2,
+            label=labels.forecast,
+        )
+    axes.axhline(target, color=GREY, linewidth=0.8, alpha=0.6)
+    axes.annotate(
+        labels.target,
+        xy=(end, target),
+        xytext=(-2, 3),
+        textcoords="offset points",
+        ha="right",
+        color=GREY,
+        fontsize=8,
+    )
+    axes.set_xlim(start, end)
+    axes.set_ylim(0, target * 1.12)
+    locator = mdates.AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axes.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    axes.set_ylabel(labels.learners)
+    axes.set_title(labels.title, loc="left", fontsize=11)
+    axes.grid(axis="y", alpha=0.3)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(loc="upper left", bbox_to_anchor=(0, 0.9), fontsize=8, frameon=False)
+    return figure
+
+
+def funnel(stages: Sequence[tuple[str, int]], title: str) -> Figure:
+    """Horizontal bars from the target down to the certified, each with its number."""
+    figure = _figure(7.5, 0.45 * len(stages) + 0.9)
+    axes = figure.add_subplot()
+    names = [name for name, _ in stages][::-1]
+    values = [value for _, value in stages][::-1]
+    colours = list(FUNNEL[: len(stages)])[::-1]
+    bars = axes.barh(names, values, color=colours, height=0.6)
+    axes.bar_label(bars, labels=[f"{v:,}" for v in values], padding=3, fontsize=9)
+    axes.set_xlim(0, max([*values, 1]) * 1.15)
+    axes.set_title(title, loc="left", fontsize=11)
+    axes.xaxis.set_visible(False)
+    axes.spines[["top", "right", "bottom"]].set_visible(False)
+    return figure
+
+
+def to_svg(figure: Figure, title: str) -> str:
+    """Inline SVG for a page: scales with its container (viewBox, no fixed size), says what it
+    shows to screen readers (role=img and a <title>), deterministic ids."""
+    with matplotlib.rc_context(
+        {"svg.fonttype": "none", "svg.hashsalt": "lms", "font.family": _families()}
+    ):
+        out = io.StringIO()
+        figure.savefig(out, format="svg", metadata={"Date": None})
+    svg = out.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r'\s(width|height)="[^"]*pt"', "", svg, count=2)
+    escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return svg.replace("<svg ", '<svg role="img" class="chart" ', 1).replace(
+        ">", f"><title>{escaped}</title>", 1
+    )
+
+
+def to_png(figure: Figure, dpi: int = 150) -> bytes:
+    with matplotlib.rc_context({"font.family": _families()}):
+        out = io.BytesIO()
+        figure.savefig(out, format="png", dpi=dpi)
+    return out.getvalue()
