@@ -33,6 +33,7 @@ run: $(VENV)/.runtime translations
 	$(BIN)/flask db upgrade
 	$(BIN)/flask lms demo
 	$(BIN)/flask lms release
+	$(BIN)/flask lms demo-history
 	@echo
 	@echo "  Open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	@echo

@@ -35,9 +35,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     queue.init_app(app)
     _init_login(app)
 
-    from lms import admin, api, auth, cli, coordinator, errors, health, instructor, labels, learner
+    from lms import (
+        admin,
+        api,
+        auth,
+        certificates,
+        cli,
+        coordinator,
+        errors,
+        health,
+        instructor,
+        labels,
+        learner,
+    )
 
-    for module in (health, auth, learner, instructor, coordinator, admin, api):
+    for module in (health, auth, learner, instructor, coordinator, admin, certificates, api):
         app.register_blueprint(module.bp)
     errors.register(app)
     labels.register(app)

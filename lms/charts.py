@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 import matplotlib
 from matplotlib import dates as mdates
@@ -77,9 +77,11 @@ def completions(
         # Weeks are named by their Monday; the count holds at the end of the week.
         xs = [start, *[monday + timedelta(days=6) for monday, _ in weekly]]
         ys = [0, *[count for _, count in weekly]]
-        axes.step(xs, ys, where="post", color=BLUE, linewidth=2.2, label=labels.completed)
+        axes.step(
+            mdates.date2num(xs), ys, where="post", color=BLUE, linewidth=2.2, label=labels.completed
+        )
     axes.plot(
-        [start, target_date],
+        mdates.date2num([start, target_date]),
         [0, target],
         color=GREY,
         linestyle="--",
@@ -88,7 +90,7 @@ def completions(
     )
     if forecast_date is not None and completed_now < target:
         axes.plot(
-            [today, forecast_date],
+            mdates.date2num([today, forecast_date]),
             [completed_now, target],
             color=ORANGE,
             linestyle=":",
@@ -98,14 +100,14 @@ def completions(
     axes.axhline(target, color=GREY, linewidth=0.8, alpha=0.6)
     axes.annotate(
         labels.target,
-        xy=(end, target),
+        xy=(float(mdates.date2num(end)), target),
         xytext=(-2, 3),
         textcoords="offset points",
         ha="right",
         color=GREY,
         fontsize=8,
     )
-    axes.set_xlim(start, end)
+    axes.set_xlim(float(mdates.date2num(start)), float(mdates.date2num(end)))
     axes.set_ylim(0, target * 1.12)
     locator = mdates.AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
@@ -137,7 +139,9 @@ def funnel(stages: Sequence[tuple[str, int]], title: str) -> Figure:
 
 def to_svg(figure: Figure, title: str) -> str:
     """Inline SVG for a page: scales with its container (viewBox, no fixed size), says what it
-    shows to screen readers (role=img and a <title>), deterministic ids."""
+    shows to screen readers (role=img and a <title>), deterministic ids, and styled with
+    presentation attributes only, since the pages' Content-Security-Policy refuses inline
+    style (matplotlib writes style="..." and a <style> element)."""
     with matplotlib.rc_context(
         {"svg.fonttype": "none", "svg.hashsalt": "lms", "font.family": _families()}
     ):
@@ -146,10 +150,36 @@ def to_svg(figure: Figure, title: str) -> str:
     svg = out.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r'\s(width|height)="[^"]*pt"', "", svg, count=2)
+    svg = re.sub(r"\s*<style[^>]*>.*?</style>\s*", "", svg, flags=re.DOTALL)
+    svg = svg.replace("<svg ", '<svg stroke-linejoin="round" stroke-linecap="butt" ', 1)
+    svg = re.sub(r'style="([^"]*)"', lambda m: _attributes(m.group(1)), svg)
     escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return svg.replace("<svg ", '<svg role="img" class="chart" ', 1).replace(
         ">", f"><title>{escaped}</title>", 1
     )
+
+
+def _attributes(style: str) -> str:
+    """CSS declarations as SVG presentation attributes; the font shorthand matplotlib writes
+    ("[weight|style ]12px 'DejaVu Sans'") split into its parts."""
+    attributes = []
+    for declaration in style.split(";"):
+        name, _, value = declaration.partition(":")
+        name, value = name.strip(), value.strip()
+        if not name:
+            continue
+        if name == "font":
+            match = re.match(r"(?P<pre>.*?)(?P<size>[\d.]+px)\s+(?P<family>.+)", value)
+            if match is None:
+                continue
+            attributes.append(f'font-size="{match["size"]}"')
+            attributes.append(f'font-family="{match["family"].replace(chr(34), chr(39))}"')
+            for word in match["pre"].split():
+                kind = "font-style" if word in ("italic", "oblique") else "font-weight"
+                attributes.append(f'{kind}="{word}"')
+        else:
+            attributes.append(f'{name}="{value}"')
+    return " ".join(attributes)
 
 
 def to_png(figure: Figure, dpi: int = 150) -> bytes:
@@ -157,3 +187,32 @@ def to_png(figure: Figure, dpi: int = 150) -> bytes:
         out = io.BytesIO()
         figure.savefig(out, format="png", dpi=dpi)
     return out.getvalue()
+
+
+# Pages draw the same charts again and again until the figures change: the SVG of each set
+# of inputs (labels included, so each language) is kept. Drawing takes 0.1 to 0.3 s.
+@lru_cache(maxsize=64)
+def completions_svg(
+    weekly: tuple[tuple[date, int], ...],
+    start: date,
+    today: date,
+    target: int,
+    target_date: date,
+    forecast_date: date | None,
+    labels: CompletionsLabels,
+) -> str:
+    figure = completions(
+        weekly,
+        start=start,
+        today=today,
+        target=target,
+        target_date=target_date,
+        forecast_date=forecast_date,
+        labels=labels,
+    )
+    return to_svg(figure, labels.title)
+
+
+@lru_cache(maxsize=64)
+def funnel_svg(stages: tuple[tuple[str, int], ...], title: str) -> str:
+    return to_svg(funnel(stages, title), title)

@@ -39,6 +39,20 @@ def demo_command() -> None:
         click.echo(f"  {role:<12} {email}")
 
 
+@lms.command("demo-history")
+def demo_history_command() -> None:
+    """The ended demo spring cohort's graded work, completions and certificates (once; run
+    after `lms release`, which makes the notebooks it is made from)."""
+    try:
+        added = demo.load_spring_work(_courses_root())
+    except ServiceError as e:
+        _fail(str(e))
+    if added:
+        click.echo(f"The spring cohort's {added} graded submissions added.")
+    else:
+        click.echo("The spring cohort's work is already present; nothing changed.")
+
+
 @lms.command("create-user")
 @click.option("--email", required=True)
 @click.option("--name", default="")
@@ -469,6 +483,39 @@ def refresh_completions(cohort_slug: str | None) -> None:
     click.echo(f"{changed} enrolment(s) changed in {len(slugs)} cohort(s).")
 
 
+@lms.command("issue-certificates")
+@click.option("--cohort", "cohort_slug", required=True, help="Slug of the cohort.")
+def issue_certificates(cohort_slug: str) -> None:
+    """Issue certificates to every completed learner of the cohort who has none yet."""
+    from lms.services import certificates
+
+    try:
+        cohort = programs.get_cohort(cohort_slug)
+        waiting = certificates.uncertified_completed_count(cohort.id)
+        click.echo(f"{waiting} completed learner(s) of {cohort.slug} without a certificate.")
+        issued = certificates.issue(cohort, None)
+    except ServiceError as e:
+        _fail(str(e))
+    click.echo(f"{len(issued)} certificate(s) issued for cohort {cohort.slug}.")
+
+
+@lms.command("revoke-certificate")
+@click.argument("code")
+@click.option("--reason", required=True, help="Why, kept with the certificate.")
+def revoke_certificate(code: str, reason: str) -> None:
+    """Revoke the certificate with verification CODE (its page then says it was revoked)."""
+    from lms.services import certificates
+
+    certificate = certificates.find(code)
+    if certificate is None:
+        _fail(f"No certificate has the code {code}.")
+    try:
+        certificates.revoke(certificate, reason, None)
+    except ServiceError as e:
+        _fail(str(e))
+    click.echo(f"Certificate {certificate.code} revoked.")
+
+
 @lms.command("seed-scale")
 @click.option("--learners", type=click.IntRange(min=1), default=50_000, show_default=True)
 @click.option("--assignments", type=click.IntRange(min=1), default=40, show_default=True)
@@ -496,3 +543,76 @@ def seed_scale(learners: int, assignments: int) -> None:
         f"      {report.submissions:,} submissions, {report.grades:,} grades "
         f"in {report.seconds:.1f} s."
     )
+
+
+@lms.group("export")
+def export_group() -> None:
+    """Write reports to files."""
+
+
+@export_group.command("progress")
+@click.option("--program", "program_slug", help="Slug of the program.")
+@click.option("--cohort", "cohort_slug", help="Slug of the cohort.")
+@click.option("--course", "course_slug", help="Slug of the course (all its cohorts).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx", "pdf"]),
+    help="File format (default: from the output file's extension).",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The file to write (replaced whole, never left half-written).",
+)
+def export_progress(
+    program_slug: str | None,
+    cohort_slug: str | None,
+    course_slug: str | None,
+    fmt: str | None,
+    output: Path,
+) -> None:
+    """Export the progress report of a program, a cohort or a course as CSV (the learner
+    rows), XLSX (summary with charts, tables, learner rows) or PDF (summary, charts, tables)."""
+    import os
+
+    from lms import exports
+    from lms.services import export_jobs
+
+    given = {"program": program_slug, "cohort": cohort_slug, "course": course_slug}
+    chosen = [(scope, slug) for scope, slug in given.items() if slug]
+    if len(chosen) != 1:
+        raise click.UsageError("Give exactly one of --program, --cohort or --course.")
+    scope, slug = chosen[0]
+    if fmt is None:
+        fmt = output.suffix.lower().lstrip(".")
+        if fmt not in exports.FORMATS:
+            raise click.UsageError(
+                f"Cannot tell the format from {output.name!r}: give --format csv, xlsx or pdf."
+            )
+    if not output.parent.is_dir():
+        _fail(f"No folder {output.parent} to write {output.name} into.")
+    target = export_jobs.find(None, scope, slug)
+    if target is None:
+        _fail(f"No {scope} with slug {slug!r}.")
+    report = export_jobs.build(target)
+    total = export_jobs.learner_rows(report)
+    partial = output.with_name(f".{output.name}.{os.getpid()}.part")
+    shown = 0
+
+    with click.progressbar(length=total, label="Exporting", show_pos=True) as bar:
+
+        def advance(done: int) -> None:
+            nonlocal shown
+            bar.update(done - shown)
+            shown = done
+
+        try:
+            with partial.open("wb") as out:
+                exports.write(report, fmt, out, on_progress=advance)
+            os.replace(partial, output)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    click.echo(f"Wrote {output} ({fmt}, {total:,} learner rows).")

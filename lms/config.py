@@ -33,9 +33,14 @@ DEFAULTS: dict[str, Any] = {
     "INSTANT_FEEDBACK_PER_HOUR": 10,
     # A learner counts as active who submitted anything in this many days.
     "ACTIVE_DAYS": 14,
+    # Progress exports of up to this many learner rows are written while the browser waits;
+    # larger ones are written by the worker, with a progress page.
+    "EXPORT_INLINE_ROWS": 5000,
     # Failed sign-ins allowed before the form refuses for a while (Flask-Limiter syntax).
     "LOGIN_LIMIT_PER_ACCOUNT": "5 per 15 minutes",
     "LOGIN_LIMIT_PER_IP": "30 per 15 minutes",
+    # Look-ups of the public certificate verification page per client address.
+    "VERIFY_LIMIT": "60 per minute",
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_HTTPONLY": True,
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,

@@ -193,8 +193,13 @@ def _active_pairs(program_id: int, since: datetime) -> sa.Subquery:
     )
 
 
+def active_days() -> int:
+    """Learners who submitted within this many days are active (LMS_ACTIVE_DAYS)."""
+    return int(current_app.config["ACTIVE_DAYS"])
+
+
 def _since(now: datetime | None) -> datetime:
-    return (now or utcnow()) - timedelta(days=int(current_app.config["ACTIVE_DAYS"]))
+    return (now or utcnow()) - timedelta(days=active_days())
 
 
 def breakdowns(
@@ -321,7 +326,7 @@ def dashboard(program: Program, no_organisation: str, now: datetime | None = Non
         organisations=organisations,
         start=min(starts) if starts else program.created_at.date(),
         today=now.date(),
-        active_days=int(current_app.config["ACTIVE_DAYS"]),
+        active_days=active_days(),
     )
 
 
@@ -516,7 +521,7 @@ def learner_progress(cohort: Cohort, user_id: int) -> LearnerProgress | None:
     ).first()
     if found is None:
         return None
-    enrolment, user = found.tuple()
+    enrolment, user = found
     assignments = required_assignments(cohort.id)
     attempts = latest_attempts(cohort.id, [a.id for a in assignments], {user_id})
     counts = dict(

@@ -1,8 +1,9 @@
 """The job queue (Huey): SQLite file in instance/ by default, Redis when LMS_QUEUE_URL says so.
 
-The queue only carries grading job ids; the database rows say what is to be done. Losing a
-message loses nothing: the reaper (in `flask lms worker`) queues again every job whose lease
-has expired or that waited too long.
+The queue only carries job ids; the database rows say what is to be done. Losing a grading
+message loses nothing: the reaper (in `flask lms worker`) queues again every grading job whose
+lease has expired or that waited too long. Export jobs (lms.services.export_jobs) have no
+lease: one that waits or runs too long can be started again from its page.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ QUEUE_NAME = "lms"
 # Learners waiting for instant feedback go ahead of instructors' batches.
 PRIORITY_INSTANT = 100
 PRIORITY_BATCH = 0
+# Someone waits for an export on its page: ahead of batches, after instant feedback.
+PRIORITY_EXPORT = 50
 
 _worker_app: Flask | None = None
 
@@ -30,6 +33,7 @@ class Queue:
         self.url = url
         self._huey: Huey | None = None
         self._grade_task: Any = None
+        self._export_task: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -38,12 +42,17 @@ class Queue:
             if self._huey is None:
                 huey = make_huey(self.url)
                 self._grade_task = huey.task(name="grade_job")(_grade_job)
+                self._export_task = huey.task(name="export_job")(_export_job)
                 self._huey = huey
             return self._huey
 
     def enqueue_grading(self, job_id: int, priority: int) -> None:
         self.huey  # noqa: B018 - makes the task on first use
         self._grade_task(job_id, priority=priority)
+
+    def enqueue_export(self, job_id: int) -> None:
+        self.huey  # noqa: B018 - makes the task on first use
+        self._export_task(job_id, priority=PRIORITY_EXPORT)
 
 
 def make_huey(url: str) -> Huey:
@@ -78,3 +87,12 @@ def _grade_job(job_id: int) -> None:
 
     with _worker_app.app_context():
         worker.run_job(job_id)
+
+
+def _export_job(job_id: int) -> None:
+    if _worker_app is None:
+        raise RuntimeError("export tasks run only in `flask lms worker`")
+    from lms.services import export_jobs
+
+    with _worker_app.app_context():
+        export_jobs.run(job_id)

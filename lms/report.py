@@ -17,7 +17,6 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import gettext as _
 
 from lms import progress
@@ -249,7 +248,9 @@ def submission_aggregate(program_id: int) -> sa.Subquery:
         sa.select(
             Submission.user_id,
             Submission.cohort_id,
-            sa.func.count(sa.distinct(Submission.assignment_id)).label("submitted"),
+            # Attempts are numbered from 1 per assignment: one first attempt per assignment
+            # submitted (a DISTINCT count is several times slower on PostgreSQL).
+            sa.func.count().filter(Submission.attempt == 1).label("submitted"),
             sa.func.max(Submission.submitted_at).label("last"),
         )
         .where(
@@ -351,7 +352,7 @@ def cohort_report(cohort: Cohort, now: datetime | None = None) -> Report:
             (_("Program"), cohort.program.name),
             (_("Cohort"), cohort.name),
             (_("Dates"), f"{cohort.starts_on} – {cohort.ends_on}"),
-            *_funnel_summary(funnel, int(current_app.config["ACTIVE_DAYS"])),
+            *_funnel_summary(funnel, progress.active_days()),
         ],
         funnel=_stages(funnel, None),
         forecast=None,

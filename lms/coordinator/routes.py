@@ -1,19 +1,29 @@
-"""The coordinator's pages: my programs and their progress toward the learner target."""
+"""The coordinator's pages: my programs, a program's dashboard (funnel, completions against
+the target, forecast, cohorts and partner organisations laggards first), a cohort's
+gradebook and one learner's progress."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import sqlalchemy as sa
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import format_decimal
+from flask_babel import gettext as _
 from flask_login import current_user
 
-from lms import reports
+from lms import progress, reports
 from lms.access import coordinated_program_ids, guard_blueprint, may_see
 from lms.extensions import db
-from lms.models import Program, Role
+from lms.models import Cohort, Program, Role
+from lms.services import certificates
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinate")
 guard_blueprint(bp, lambda user: user.is_admin or user.has_role(Role.COORDINATOR))
+
+GRADEBOOK_PAGE_SIZE = 50
 
 
 @bp.get("/")
@@ -22,15 +32,126 @@ def home() -> ResponseReturnValue:
     return render_template("coordinator/home.html", rows=rows)
 
 
-@bp.get("/programs/<slug>")
-def program(slug: str) -> ResponseReturnValue:
+def program_or_404(slug: str) -> Program:
     found = db.session.scalar(sa.select(Program).where(Program.slug == slug))
     if found is None or not may_see(coordinated_program_ids(current_user), found.id):
         abort(404)
-    [(_, progress)] = reports.program_progress({found.id})
+    return found
+
+
+def cohort_or_404(slug: str) -> Cohort:
+    found = db.session.scalar(sa.select(Cohort).where(Cohort.slug == slug))
+    if found is None or not may_see(coordinated_program_ids(current_user), found.program_id):
+        abort(404)
+    return found
+
+
+@bp.get("/programs/<slug>")
+def program(slug: str) -> ResponseReturnValue:
+    from lms import charts  # matplotlib: loaded by the first dashboard, not by every process
+
+    found = program_or_404(slug)
+    board = progress.dashboard(found, _("No organisation"))
     return render_template(
         "coordinator/program.html",
         program=found,
-        progress=progress,
-        cohorts=reports.cohort_progress(found),
+        board=board,
+        funnel_svg=charts.funnel_svg(_funnel_stages(board), _("Learners at each stage")),
+        completions_svg=_completions_svg(board),
+        rate_weeks=progress.RATE_WEEKS,
     )
+
+
+def _funnel_stages(board: progress.Dashboard) -> tuple[tuple[str, int], ...]:
+    t = board.totals
+    return (
+        (_("Target"), board.forecast.target),
+        (_("Enrolled"), t.enrolled),
+        (_("Active"), t.active),
+        (_("Completed"), t.completed),
+        (_("Certified"), t.certified),
+    )
+
+
+def _completions_svg(board: progress.Dashboard) -> str:
+    from lms import charts
+
+    f = board.forecast
+    return charts.completions_svg(
+        tuple(board.weekly),
+        board.start,
+        board.today,
+        f.target,
+        f.target_date,
+        f.forecast_date,
+        charts.CompletionsLabels(
+            title=_("Completions against the target"),
+            completed=_("Completed (cumulative)"),
+            straight_line=_("Straight line to the target"),
+            forecast=_(
+                "Forecast at %(rate)s a week", rate=format_decimal(round(f.rate_per_week, 1))
+            ),
+            target=_("Target %(target)s", target=format_decimal(f.target)),
+            learners=_("Learners"),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, with what the pager macro asks of it."""
+
+    page: int
+    pages: int
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        return self.page + 1
+
+
+@bp.get("/cohorts/<slug>")
+def cohort(slug: str) -> ResponseReturnValue:
+    found = cohort_or_404(slug)
+    book = progress.gradebook(found)
+    sort = request.args.get("sort", "name")
+    descending = request.args.get("dir") == "desc"
+    rows = book.sort(sort, descending)
+    pages = max(1, math.ceil(len(rows) / GRADEBOOK_PAGE_SIZE))
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+    shown = rows[(page - 1) * GRADEBOOK_PAGE_SIZE : page * GRADEBOOK_PAGE_SIZE]
+    cohorts, _organisations = progress.breakdowns(found.program_id, _("No organisation"))
+    [funnel] = [f for f in cohorts if f.slug == found.slug]
+    return render_template(
+        "coordinator/cohort.html",
+        cohort=found,
+        book=book,
+        funnel=funnel,
+        rows=shown,
+        total_rows=len(rows),
+        page=Page(page, pages),
+        sort=sort,
+        descending=descending,
+        active_days=progress.active_days(),
+        completed_without_certificate=certificates.uncertified_completed_count(found.id),
+    )
+
+
+@bp.get("/cohorts/<slug>/learners/<int:user_id>")
+def learner(slug: str, user_id: int) -> ResponseReturnValue:
+    found = cohort_or_404(slug)
+    standing = progress.learner_progress(found, user_id)
+    if standing is None:
+        abort(404)
+    return render_template("coordinator/learner.html", cohort=found, standing=standing)

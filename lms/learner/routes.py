@@ -45,7 +45,7 @@ from lms.models import (
     Submission,
     utcnow,
 )
-from lms.services import deadlines, grading, submissions
+from lms.services import certificates, deadlines, grading, submissions
 
 bp = Blueprint("learner", __name__, url_prefix="/learn")
 guard_blueprint(bp, is_learner)
@@ -63,7 +63,11 @@ def home() -> ResponseReturnValue:
         .join(Enrolment.cohort)
         .order_by(Cohort.starts_on.desc())
     ).all()
-    return render_template("learner/home.html", enrolments=enrolments)
+    return render_template(
+        "learner/home.html",
+        enrolments=enrolments,
+        certificates=certificates.of_learner(current_user.id),
+    )
 
 
 # What a learner is told about the grading of a submission (the latest job's state).

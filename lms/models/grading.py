@@ -33,9 +33,7 @@ class Submission(Base):
         # Who submitted lately (active learners): a range of recent rows, covered.
         sa.Index("ix_submissions_recent", "submitted_at", "cohort_id", "user_id"),
         # Each learner's progress in a cohort (progress reports): one covered index range.
-        sa.Index(
-            "ix_submissions_progress", "cohort_id", "user_id", "assignment_id", "submitted_at"
-        ),
+        sa.Index("ix_submissions_progress", "cohort_id", "user_id", "attempt", "submitted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

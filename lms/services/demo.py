@@ -16,10 +16,15 @@ from flask import current_app
 
 from lms.extensions import db
 from lms.models import (
+    CellKind,
     Cohort,
+    CohortAssignment,
     Course,
     Enrolment,
     EnrolmentStatus,
+    Grade,
+    GradeEvent,
+    GradeSource,
     Organisation,
     OrganisationKind,
     Program,
@@ -29,6 +34,7 @@ from lms.models import (
     utcnow,
 )
 from lms.services import catalog, learner_import, programs, users
+from lms.services.submissions import content_hash_of
 
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = {
@@ -162,7 +168,8 @@ def _learner_csv(rng: random.Random, first: int, count: int, orgs: list[Organisa
 
 
 def _finish_spring(cohort: Cohort, rng: random.Random) -> None:
-    """The spring cohort has ended: most completed, many of those certified, a few withdrew."""
+    """The spring cohort has ended and a few withdrew. Who completed follows from their work
+    (load_spring_work), by the completion rule, as it would for real learners."""
     enrolments = db.session.scalars(
         sa.select(Enrolment)
         .where(Enrolment.cohort_id == cohort.id, Enrolment.status == EnrolmentStatus.ENROLLED)
@@ -170,17 +177,125 @@ def _finish_spring(cohort: Cohort, rng: random.Random) -> None:
     ).all()
     now = utcnow()
     for enrolment in enrolments:
-        roll = rng.random()
-        if roll < 0.75:
-            enrolment.status = EnrolmentStatus.COMPLETED
-            enrolment.completed_at = now - timedelta(days=rng.randint(20, 60))
-        if roll < 0.55:
-            enrolment.status = EnrolmentStatus.CERTIFIED
-            enrolment.certified_at = now - timedelta(days=rng.randint(5, 19))
-        elif roll > 0.95:
+        if rng.random() > 0.95:
             enrolment.status = EnrolmentStatus.WITHDRAWN
             enrolment.withdrawn_at = now - timedelta(days=rng.randint(60, 150))
     db.session.commit()
+
+
+SPRING = "gwangju-ai-school-spring"
+SPRING_FINISHERS = 0.78  # of those who stayed: passed every assignment
+SPRING_CERTIFIED = 0.7  # of the finishers: already hold their certificate
+
+
+def load_spring_work(courses_dir: Path) -> int:
+    """The ended spring cohort's work: finishers handed in a right notebook for every
+    assignment before it was due, the others stopped part of the way. Grades are recorded
+    with full events (autograded cells as the autograder, written answers by the demo
+    instructor), then the completion rule decides who completed and most finishers get
+    their certificate. Returns how many submissions were added (0 when they are there).
+
+    The notebooks are real (made from each assignment's source and release, stored once per
+    assignment); their grades are not run through the autograder here, which would take
+    minutes at every first `make run`: a right notebook scores full marks (check-courses
+    proves it for every assignment)."""
+    from autograder.variants import learner_notebook
+    from lms import progress
+    from lms.services import blobs, certificates, completion, releases
+
+    cohort = db.session.scalar(sa.select(Cohort).where(Cohort.slug == SPRING))
+    instructor = users.find_by_email(DEMO_USERS["instructor"])
+    coordinator = users.find_by_email(DEMO_USERS["coordinator"])
+    if cohort is None or instructor is None:
+        return 0
+    if db.session.scalar(sa.select(Submission.id).where(Submission.cohort_id == cohort.id)):
+        return 0
+    assignments = progress.required_assignments(cohort.id)
+    schedule = {
+        ca.assignment_id: ca
+        for ca in db.session.scalars(
+            sa.select(CohortAssignment).where(CohortAssignment.cohort_id == cohort.id)
+        )
+    }
+    work = []
+    for assignment in assignments:
+        if assignment.id not in schedule:
+            continue
+        release = releases.release(assignment)
+        given = Path(current_app.config["DATA_DIR"]) / release.path
+        source = courses_dir / assignment.course.slug / assignment.slug
+        files = {
+            path.name: learner_notebook("right", path, given / path.name)
+            for path in sorted(source.glob("*.ipynb"))
+        }
+        digests = {name: blobs.put(data) for name, data in files.items()}
+        cells = [cell for notebook in assignment.notebooks for cell in notebook.cells]
+        work.append((assignment, digests, content_hash_of(files), cells))
+
+    rng = random.Random(2025)
+    enrolments = db.session.scalars(
+        sa.select(Enrolment)
+        .where(Enrolment.cohort_id == cohort.id, Enrolment.status == EnrolmentStatus.ENROLLED)
+        .order_by(Enrolment.id)
+    ).all()
+    # Some keep pace, others fall behind and catch up before the cohort ends (no late
+    # penalty is set): completions spread over the weeks, as the dashboard's chart shows.
+    last_due = max((schedule[a.id].due_at for a, *_ in work), default=utcnow())
+    slack = max(0.0, (utcnow() - last_due).total_seconds() - 3600)
+    added = 0
+    for enrolment in enrolments:
+        reached = len(work) if rng.random() < SPRING_FINISHERS else rng.randint(0, len(work) - 1)
+        behind = 0.0 if rng.random() < 0.4 else rng.uniform(0, slack)
+        for n, (assignment, digests, content_hash, cells) in enumerate(work[:reached], 1):
+            due_at = schedule[assignment.id].due_at
+            submitted_at = due_at - timedelta(hours=rng.randint(2, 96))
+            submitted_at += timedelta(seconds=behind * n / len(work))
+            submitted_at = min(submitted_at, utcnow() - timedelta(hours=1))
+            submission = Submission(
+                user_id=enrolment.user_id,
+                assignment_id=assignment.id,
+                cohort_id=cohort.id,
+                attempt=1,
+                submitted_at=submitted_at,
+                version=assignment.version,
+                files=digests,
+                content_hash=content_hash,
+                due_at=due_at,
+                late_seconds=max(0, int((submitted_at - due_at).total_seconds())),
+                via="demo",
+            )
+            db.session.add(submission)
+            for cell in cells:
+                manual = cell.kind == CellKind.MANUAL
+                grade = Grade(
+                    submission=submission,
+                    cell_id=cell.id,
+                    max_score=cell.points,
+                    auto_score=None if manual else cell.points,
+                    manual_score=cell.points if manual else None,
+                    status="needs_grading" if manual else "passed",
+                    updated_at=submission.submitted_at + timedelta(hours=1),
+                )
+                db.session.add(grade)
+                grade.events.append(
+                    GradeEvent(
+                        source=GradeSource.MANUAL if manual else GradeSource.AUTOGRADE,
+                        actor_id=instructor.id if manual else None,
+                        created_at=grade.updated_at,
+                        new_score=cell.points,
+                        reason="demo data",
+                    )
+                )
+            added += 1
+    db.session.commit()
+    completion.refresh(cohort.id)
+    finished = db.session.scalars(
+        sa.select(Enrolment)
+        .where(Enrolment.cohort_id == cohort.id, Enrolment.status == EnrolmentStatus.COMPLETED)
+        .order_by(Enrolment.id)
+    ).all()
+    certificates.issue([e for e in finished if rng.random() < SPRING_CERTIFIED], actor=coordinator)
+    return added
 
 
 # The assignment that demo learners have submitted, so an instructor's batch shows real progress.

@@ -448,6 +448,9 @@ def _create_learners(
             if on_progress is not None and pending:
                 on_progress(pending)
             _advance_sequences(conn)
+            # Fresh statistics, so the planner knows the tables are large now.
+            conn.execute(sa.text("ANALYZE"))
+            conn.commit()
         finally:
             restore()
     return counts

@@ -73,7 +73,7 @@ def submit(
             return Outcome(existing, created=False)
     scheduled = _check_may_submit(user, assignment, cohort, now)
     files = check_files(assignment, uploads)
-    content_hash = _content_hash(files)
+    content_hash = content_hash_of(files)
     latest = latest_attempt(user.id, assignment.id, cohort.id)
     if latest is not None and latest.content_hash == content_hash:
         return Outcome(latest, created=False)
@@ -236,7 +236,7 @@ def check_notebook(name: str, data: bytes) -> None:
         )
 
 
-def _content_hash(files: dict[str, bytes]) -> str:
+def content_hash_of(files: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())

@@ -60,7 +60,7 @@ def upgrade():
     )
     with op.batch_alter_table('submissions', schema=None) as batch_op:
         batch_op.create_index('ix_submissions_recent', ['submitted_at', 'cohort_id', 'user_id'], unique=False)
-        batch_op.create_index('ix_submissions_progress', ['cohort_id', 'user_id', 'assignment_id', 'submitted_at'], unique=False)
+        batch_op.create_index('ix_submissions_progress', ['cohort_id', 'user_id', 'attempt', 'submitted_at'], unique=False)
 
     # ### end Alembic commands ###
 

@@ -67,12 +67,15 @@ def test_demo_programs_users_and_roles(app: Flask, runner: FlaskCliRunner) -> No
         )
     )
     assert orgs is not None and orgs >= 4
-    certified = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Enrolment)
-        .where(Enrolment.status == EnrolmentStatus.CERTIFIED)
+    statuses = dict(
+        db.session.execute(sa.select(Enrolment.status, sa.func.count()).group_by(Enrolment.status))
+        .tuples()
+        .all()
     )
-    assert certified
+    # A few spring learners withdrew; who completed is left to the completion rule, once
+    # their graded work is in (`lms demo-history`, checked against `make run` in tests/e2e).
+    assert statuses.get(EnrolmentStatus.WITHDRAWN, 0) > 0
+    assert EnrolmentStatus.COMPLETED not in statuses and EnrolmentStatus.CERTIFIED not in statuses
 
 
 def test_create_user_program_cohort_and_grant(app: Flask, runner: FlaskCliRunner) -> None:

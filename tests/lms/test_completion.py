@@ -150,6 +150,10 @@ class Learners:
 
 @pytest.fixture
 def learners(world: World) -> Learners:
+    return make_learners(world)
+
+
+def make_learners(world: World) -> Learners:
     a = learner(world.cohort, "a@test.org")
     submit(world, a, 0, NOW - 20 * DAY, 4.0)  # first attempt fails ...
     submit(world, a, 0, NOW - 12 * DAY, 8.0, attempt=2)  # ... the latest counts

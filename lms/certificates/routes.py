@@ -1,0 +1,140 @@
+"""Certificates: the public verification page (no sign-in), the PDF for its learner (and the
+staff of its program), and issuing a cohort's certificates (its coordinators and admins)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from lms import certificate_pdf
+from lms.access import coordinated_program_ids, may_see
+from lms.auth.routes import _safe_next
+from lms.certificates.forms import IssueForm
+from lms.extensions import db, limiter, login_manager
+from lms.models import Certificate, Cohort, Role
+from lms.services import ServiceError, certificates
+
+bp = Blueprint("certificates", __name__)
+
+# Both verification routes count against one limit per client address.
+verify_limit = limiter.shared_limit(
+    lambda: str(current_app.config["VERIFY_LIMIT"]), scope="certificate-verify"
+)
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    # Certificates name people: search engines keep out, and nobody caches a stale verdict.
+    response.headers["X-Robots-Tag"] = "noindex"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"score_text": certificate_pdf.score_text, "long_date": certificate_pdf.long_date}
+
+
+@bp.get("/verify")
+@verify_limit
+def verify_form() -> ResponseReturnValue:
+    """The form to type a code into; a typed code leads to its page."""
+    code = request.args.get("code", "").strip()
+    if not code:
+        return render_template("certificates/verify_form.html", code="")
+    normalised = certificates.normalise_code(code)
+    if normalised is None:
+        return _not_found(code)
+    return redirect(url_for(".verify", code=normalised))
+
+
+@bp.get("/verify/<code>")
+@verify_limit
+def verify(code: str) -> ResponseReturnValue:
+    """What the certificate states, and whether it is valid; nothing else."""
+    found = certificates.find(code)
+    if found is None:
+        return _not_found(code)
+    return render_template("certificates/verify.html", certificate=found)
+
+
+def _not_found(code: str) -> ResponseReturnValue:
+    return render_template("certificates/verify_form.html", code=code, not_found=True), 404
+
+
+def _signed_in() -> None:
+    if not current_user.is_authenticated:
+        abort(login_manager.unauthorized())
+
+
+def _may_download(certificate: Certificate) -> bool:
+    enrolment = certificate.enrolment
+    if enrolment.user_id == current_user.id:
+        return True
+    return may_see(coordinated_program_ids(current_user), enrolment.cohort.program_id)
+
+
+@bp.get("/certificates/<code>.pdf")
+def pdf(code: str) -> ResponseReturnValue:
+    """The certificate's PDF, for its learner, or an admin or a coordinator of its program;
+    anyone else (and a revoked certificate) gets 404."""
+    _signed_in()
+    found = certificates.find(code)
+    if found is None or found.revoked_at is not None or not _may_download(found):
+        abort(404)
+    data = certificate_pdf.render(found, url_for(".verify", code=found.code, _external=True))
+    response = send_file(
+        io.BytesIO(data),
+        mimetype="application/pdf",
+        as_attachment=True,
+        download_name=f"certificate-{found.code}.pdf",
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/certificates/cohorts/<cohort_slug>/issue")
+def issue(cohort_slug: str) -> ResponseReturnValue:
+    """Certificates for every completed learner of the cohort who has none yet."""
+    _signed_in()
+    if not (current_user.is_admin or current_user.has_role(Role.COORDINATOR)):
+        abort(403)
+    cohort = db.session.scalar(sa.select(Cohort).where(Cohort.slug == cohort_slug))
+    if cohort is None or not may_see(coordinated_program_ids(current_user), cohort.program_id):
+        abort(404)
+    form = IssueForm()
+    if form.validate_on_submit():
+        try:
+            issued = certificates.issue(cohort, current_user)
+        except ServiceError as e:
+            flash(str(e), "error")
+        else:
+            if issued:
+                flash(
+                    ngettext(
+                        "%(num)d certificate issued.", "%(num)d certificates issued.", len(issued)
+                    ),
+                    "info",
+                )
+            else:
+                flash(_("No completed learner is waiting for a certificate."), "info")
+    back = _safe_next(form.next.data) or url_for("coordinator.program", slug=cohort.program.slug)
+    return redirect(back)
