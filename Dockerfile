@@ -11,8 +11,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # bubblewrap: every learner kernel runs in its sandbox; grading refuses to start without it.
 # (Inside a container it needs user namespaces, or run the grading worker with --privileged.)
+# fonts-nanum: Korean names on certificates and PDF reports.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap=0.8.* \
+    && apt-get install -y --no-install-recommends bubblewrap=0.8.* fonts-nanum=20200506-* \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
