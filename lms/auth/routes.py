@@ -61,14 +61,14 @@ def login() -> ResponseReturnValue:
             session.permanent = True
             login_user(user)
             users.record_login(user)
-            return redirect(_safe_next(request.args.get("next")) or url_for("index"))
+            return redirect(safe_next(request.args.get("next")) or url_for("index"))
         g.login_failed = True
         flash(_("Invalid email or password."), "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form), 400 if form.errors else 200
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """Only same-site paths: no scheme, no host, no protocol-relative //host."""
     if not target:
         return None
@@ -94,7 +94,7 @@ def language() -> ResponseReturnValue:
         session["lang"] = form.lang.data
         if current_user.is_authenticated:
             users.set_locale(current_user, form.lang.data)
-    return redirect(_safe_next(request.form.get("next")) or url_for("index"))
+    return redirect(safe_next(request.form.get("next")) or url_for("index"))
 
 
 @bp.get("/welcome")

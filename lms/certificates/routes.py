@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 
 from lms import certificate_pdf
 from lms.access import coordinated_program_ids, may_see
-from lms.auth.routes import _safe_next
+from lms.auth.routes import safe_next
 from lms.certificates.forms import IssueForm
 from lms.extensions import db, limiter, login_manager
 from lms.models import Certificate, Cohort, Role
@@ -136,5 +136,5 @@ def issue(cohort_slug: str) -> ResponseReturnValue:
                 )
             else:
                 flash(_("No completed learner is waiting for a certificate."), "info")
-    back = _safe_next(form.next.data) or url_for("coordinator.program", slug=cohort.program.slug)
+    back = safe_next(form.next.data) or url_for("coordinator.program", slug=cohort.program.slug)
     return redirect(back)
