@@ -7,17 +7,21 @@ Labels come in already translated; nothing here calls gettext.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache, lru_cache
+from typing import ParamSpec
 
 import matplotlib
 from matplotlib import dates as mdates
 from matplotlib import font_manager
 from matplotlib.figure import Figure
+
+P = ParamSpec("P")
 
 BLUE = "#1f5fa8"  # completions: 7:1 on white
 ORANGE = "#a34f00"  # the forecast
@@ -31,6 +35,12 @@ CJK_FAMILIES = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Noto Sans CJ
 
 @cache
 def _families() -> list[str]:
+    from lms import pdf_fonts
+
+    # The system CJK font the PDFs use, even when matplotlib's font cache predates it.
+    found = pdf_fonts.cjk_font()
+    if found is not None:
+        font_manager.fontManager.addfont(found[0])
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return ["DejaVu Sans", *[name for name in CJK_FAMILIES if name in installed]]
 
@@ -38,6 +48,17 @@ def _families() -> list[str]:
 def _figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
     return figure
+
+
+def _with_fonts(draw: Callable[P, Figure]) -> Callable[P, Figure]:
+    """Texts take their font when they are made: draw with the families in force."""
+
+    @functools.wraps(draw)
+    def drawn(*args: P.args, **kwargs: P.kwargs) -> Figure:
+        with matplotlib.rc_context({"font.family": _families()}):
+            return draw(*args, **kwargs)
+
+    return drawn
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,7 @@ class CompletionsLabels:
     learners: str  # y axis
 
 
+@_with_fonts
 def completions(
     weekly: Sequence[tuple[date, int]],
     *,
@@ -121,6 +143,7 @@ def completions(
     return figure
 
 
+@_with_fonts
 def funnel(stages: Sequence[tuple[str, int]], title: str) -> Figure:
     """Horizontal bars from the target down to the certified, each with its number."""
     figure = _figure(7.5, 0.45 * len(stages) + 0.9)
@@ -142,9 +165,7 @@ def to_svg(figure: Figure, title: str) -> str:
     shows to screen readers (role=img and a <title>), deterministic ids, and styled with
     presentation attributes only, since the pages' Content-Security-Policy refuses inline
     style (matplotlib writes style="..." and a <style> element)."""
-    with matplotlib.rc_context(
-        {"svg.fonttype": "none", "svg.hashsalt": "lms", "font.family": _families()}
-    ):
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lms"}):
         out = io.StringIO()
         figure.savefig(out, format="svg", metadata={"Date": None})
     svg = out.getvalue()
@@ -183,9 +204,8 @@ def _attributes(style: str) -> str:
 
 
 def to_png(figure: Figure, dpi: int = 150) -> bytes:
-    with matplotlib.rc_context({"font.family": _families()}):
-        out = io.BytesIO()
-        figure.savefig(out, format="png", dpi=dpi)
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=dpi)
     return out.getvalue()
 
 
