@@ -1,0 +1,67 @@
+"""How a learner's lab server is started: the jupyter-server command and its configuration.
+
+The server runs the Notebook 7 / JupyterLab front end on the learner's workspace, under
+/lab/<user id>/, and admits only its owner (lms.lab.identity). Everything that would run
+code outside the kernel sandbox is switched off: terminals, language servers and the
+nbgrader extensions (formgrader is an instructor's tool; the LMS does the grading).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from lms.lab.identity import SECRET_ENV, LmsIdentityProvider
+
+__all__ = ["SECRET_ENV", "base_url", "command", "write_config"]
+
+DISABLED_EXTENSIONS = (
+    "jupyter_server_terminals",
+    "jupyter_lsp",
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.validate_assignment",
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.course_list",
+)
+
+
+def base_url(owner: int) -> str:
+    return f"/lab/{owner}/"
+
+
+def write_config(path: Path, owner: int, session_cookie: str, max_age_seconds: int) -> Path:
+    """The server's JSON configuration (read with --config): no secret in it."""
+    config = {
+        "ServerApp": {
+            "identity_provider_class": (
+                f"{LmsIdentityProvider.__module__}.{LmsIdentityProvider.__name__}"
+            ),
+            "base_url": base_url(owner),
+            "ip": "127.0.0.1",
+            "open_browser": False,
+            "terminals_enabled": False,
+            "jpserver_extensions": dict.fromkeys(DISABLED_EXTENSIONS, False),
+        },
+        "LmsIdentityProvider": {
+            "owner": str(owner),
+            "session_cookie": session_cookie,
+            "max_age_seconds": max_age_seconds,
+        },
+    }
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def command(config: Path, root: Path, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        f"--config={config}",
+        f"--ServerApp.root_dir={root}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        # The LMS may run as root (containers, CI); learner code never runs in this process.
+        "--allow-root",
+    ]
