@@ -30,13 +30,12 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
+from lms.reports import COMPLETED
 from lms.services import deadlines
 
-# Learners who count toward a target (not withdrawn), those who count as active when they
-# submit, and those who count as completions.
-COUNTED = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED, EnrolmentStatus.CERTIFIED)
+# Learners who count as active when they submit (those who count as completions, COMPLETED,
+# are defined with the other read-only queries, in lms.reports).
 ACTIVE = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)
-COMPLETED = (EnrolmentStatus.COMPLETED, EnrolmentStatus.CERTIFIED)
 # The trailing window over which the completion rate is measured.
 RATE_WEEKS = 8
 

@@ -413,6 +413,7 @@ def course_report(
 
     # Per cohort and per assignment figures need every score; learner rows are made again
     # cohort by cohort when written, so only one cohort's scores are held at a time.
+    pass_marks = {a.id: a.pass_mark for a in assignments}
     per_cohort: list[list[Any]] = []
     submitted = dict.fromkeys(ids, 0)
     passed = dict.fromkeys(ids, 0)
@@ -425,7 +426,7 @@ def course_report(
             final = attempt.final
             if final is not None:
                 score_sum[assignment_id] += final
-            if final is not None and final >= _pass_marks(assignments)[assignment_id]:
+            if final is not None and final >= pass_marks[assignment_id]:
                 passed[assignment_id] += 1
                 passing[user_id] += 1
         passed_all = sum(1 for n in passing.values() if n == len(ids))
@@ -528,7 +529,3 @@ def course_report(
             enrolled_total,
         ),
     )
-
-
-def _pass_marks(assignments: Sequence[Assignment]) -> dict[int, float]:
-    return {a.id: a.pass_mark for a in assignments}
