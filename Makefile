@@ -3,6 +3,9 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PORT ?= 8000
+# Behind the lab hub on $(PORT): the LMS itself, and the hub's private API.
+LMS_PORT ?= $(shell echo $$(($(PORT) + 1)))
+HUB_API_PORT ?= $(shell echo $$(($(PORT) + 2)))
 PYTHON ?= python3
 # nbgrader (later) and our own commands shell out to tools in the venv.
 export PATH := $(BIN):$(PATH)
@@ -37,10 +40,14 @@ run: $(VENV)/.runtime translations
 	@echo
 	@echo "  Open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	@echo
-	@# The grading worker runs beside gunicorn; when gunicorn stops (Ctrl-C), so does the worker.
+	@# The lab hub is the entry point on $(PORT): it proxies to gunicorn ($(LMS_PORT)) and to the
+	@# learners' lab servers. The grading worker and the hub run beside gunicorn; when gunicorn
+	@# stops (Ctrl-C), so do they.
+	export LMS_LAB_HUB_URL=http://127.0.0.1:$(HUB_API_PORT) LMS_TRUSTED_PROXIES=1; \
 	$(BIN)/flask lms worker & worker=$$!; \
-	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
-	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - wsgi:app
+	$(BIN)/flask lms labs --port $(PORT) --lms-url http://127.0.0.1:$(LMS_PORT) & hub=$$!; \
+	trap 'kill -TERM $$worker $$hub 2>/dev/null; wait $$worker $$hub 2>/dev/null' EXIT; \
+	$(BIN)/gunicorn --bind 127.0.0.1:$(LMS_PORT) --workers 2 --access-logfile - wsgi:app
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -286,6 +286,7 @@ class KernelPool:
         gpu_slots: GpuSlots | None = None,
         cell_limits: dict[str, int] | None = None,
         folder: str = "submission",
+        unset_env: tuple[str, ...] = (),
     ) -> None:
         sandbox.check_available(policy)
         self.size = max(1, size)
@@ -295,6 +296,7 @@ class KernelPool:
         self.gpu_slots = gpu_slots or GpuSlots(())
         self.limits = cell_limits or policy.kernel_limits()
         self.folder = folder  # the kernels' working folder in their home, where files go
+        self.unset_env = unset_env  # of the sandbox's environment, what these kernels lack
         self.work = Path(tempfile.mkdtemp(prefix="kernel-pool-"))
         os.chmod(self.work, 0o711)
         self.warm: queue.Queue[Kernel | BaseException] = queue.Queue()
@@ -326,6 +328,8 @@ class KernelPool:
         env = sandbox.server_environment()
         env["HOME"] = server.home
         env["TMPDIR"] = f"{server.home}/.tmp"
+        for name in self.unset_env:
+            env.pop(name, None)
         if self.gpu and self.gpu_slots.available:
             gpu_slot = self.gpu_slots.acquire()
             env["CUDA_VISIBLE_DEVICES"] = self.gpu_slots.device(gpu_slot)
@@ -417,20 +421,35 @@ class KernelPool:
             server.close()
             self._start_slot(server.slot)
 
-    @contextmanager
-    def kernel(self, timeout: float = 300.0) -> Iterator[Kernel]:
-        """Lend the next warm kernel; it is killed with its sandbox's processes afterwards."""
+    def lend(self, timeout: float = 300.0) -> Kernel:
+        """The next warm kernel, until give_back(): for a holder that outlives one call (a
+        learner's lab); a submission uses kernel()."""
         try:
             item = self.warm.get(timeout=timeout)
         except queue.Empty as e:
             raise KernelPoolError(f"no kernel became ready within {timeout:.0f} s") from e
         if isinstance(item, BaseException):
             raise KernelPoolError(f"the kernel pool could not start a kernel: {item}") from item
+        return item
+
+    def give_back(self, kernel: Kernel) -> None:
+        """Kill the kernel with its sandbox's processes and warm the next one, in the
+        background."""
+        kernel.close_context()
+        self._in_background(self._recycle, kernel)
+
+    @property
+    def warm_count(self) -> int:
+        return self.warm.qsize()
+
+    @contextmanager
+    def kernel(self, timeout: float = 300.0) -> Iterator[Kernel]:
+        """Lend the next warm kernel; it is killed with its sandbox's processes afterwards."""
+        item = self.lend(timeout)
         try:
             yield item
         finally:
-            item.close_context()
-            self._in_background(self._recycle, item)
+            self.give_back(item)
 
     def close(self) -> None:
         self.closed = True  # recycling stops before forking another kernel

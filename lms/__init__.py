@@ -10,6 +10,7 @@ from flask import Flask, Response, has_request_context, redirect, request, sessi
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lms import config, queue
 from lms.extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -26,6 +27,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         instance_relative_config=True,
     )
     config.load(app, test_config)
+    proxies = int(app.config["TRUSTED_PROXIES"])
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
@@ -51,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     for module in (health, auth, learner, instructor, coordinator, admin, certificates, api):
         app.register_blueprint(module.bp)
+    app.register_blueprint(learner.stopped_bp)
     errors.register(app)
     labels.register(app)
     app.cli.add_command(cli.lms)

@@ -386,6 +386,83 @@ def worker_command(workers: int | None) -> None:
     consumer.run()
 
 
+@lms.command("labs")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where browsers connect.")
+@click.option("--port", default=8000, show_default=True, help="Where browsers connect.")
+@click.option(
+    "--lms-url",
+    default="http://127.0.0.1:8001",
+    show_default=True,
+    help="The LMS (gunicorn) that serves every path but the labs.",
+)
+@click.option(
+    "--api-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Where the LMS and lab servers reach the hub's API (port from LMS_LAB_HUB_URL).",
+)
+def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
+    """Run the lab hub: the site's entry point (a proxy to the LMS and the learners' lab
+    servers), the lab servers themselves and their pool of sandboxed kernels."""
+    import asyncio
+    import logging
+    import signal
+    from urllib.parse import urlsplit
+
+    from flask import current_app
+
+    from autograder.pool import KernelPool
+    from autograder.sandbox import SandboxPolicy, SandboxUnavailable
+    from lms.lab.hub import LabHub, Settings, make_proxy, serve
+    from lms.services.labs import DatabaseRecorder
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings(
+        secret_key=str(config["SECRET_KEY"]),
+        data_dir=Path(config["DATA_DIR"]),
+        session_cookie=str(config.get("SESSION_COOKIE_NAME") or "session"),
+        session_max_age=int(app.permanent_session_lifetime.total_seconds()),
+        max_servers=int(config["LAB_SERVERS"]),
+        kernels=int(config["LAB_KERNELS"]),
+        kernels_per_learner=int(config["LAB_KERNELS_PER_LEARNER"]),
+        idle_seconds=float(config["LAB_IDLE_MINUTES"]) * 60,
+        gateway_url=str(config["KERNEL_GATEWAY_URL"]),
+    )
+    settings.cull_every_seconds = max(1.0, min(60.0, settings.idle_seconds / 6))
+    recorder = DatabaseRecorder(app)
+    recorder.all_stopped("hub restarted")
+    pool = None
+    if not settings.gateway_url:
+        try:
+            pool = KernelPool(
+                settings.kernels,
+                SandboxPolicy(mode=str(config["SANDBOX"])),
+                preload=[m.strip() for m in str(config["LAB_PRELOAD"]).split(",") if m.strip()],
+                folder="lab",
+                unset_env=("NBGRADER_EXECUTION",),  # a lab is not an autograder run
+            )
+        except SandboxUnavailable as e:
+            _fail(str(e))
+    api_port = urlsplit(str(config["LAB_HUB_URL"])).port or 8091
+    hub = LabHub(settings, pool, recorder, make_proxy(lms_url), api_port, api_host)
+    click.echo(f"Lab hub: http://{host}:{port}/ (LMS at {lms_url}, API on {api_port})")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
+        await serve(hub, (host, port), stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if pool is not None:
+            pool.close()
+
+
 def _assignment(spec: str) -> Any:
     """COURSE/ASSIGNMENT (or an assignment slug that only one course has)."""
     import sqlalchemy as sa

@@ -41,10 +41,22 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_LIMIT_PER_IP": "30 per 15 minutes",
     # Look-ups of the public certificate verification page per client address.
     "VERIFY_LIMIT": "60 per minute",
+    # Proxies in front of the LMS whose X-Forwarded-* headers are believed (make run: the lab
+    # hub); the client's address then comes from them, for rate limits and logs.
+    "TRUSTED_PROXIES": 0,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_HTTPONLY": True,
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,
     "BABEL_DEFAULT_LOCALE": "en",
+    # Labs (lms.lab.hub): where the LMS reaches the hub's API, how many lab servers and
+    # sandboxed kernels may run at once, and when an idle lab server is stopped.
+    "LAB_HUB_URL": "http://127.0.0.1:8091",
+    "LAB_SERVERS": 50,
+    "LAB_KERNELS": 4,
+    "LAB_KERNELS_PER_LEARNER": 2,
+    "LAB_IDLE_MINUTES": 30,
+    # Modules a lab kernel has imported before the learner's first cell (comma-separated).
+    "LAB_PRELOAD": "numpy,pandas,matplotlib.pyplot",
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "RATELIMIT_HEADERS_ENABLED": True,
 }

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal
 from flask_babel import gettext as _
@@ -18,7 +18,7 @@ from lms import progress, reports
 from lms.access import coordinated_program_ids, guard_blueprint, may_see
 from lms.extensions import db
 from lms.models import Cohort, Program, Role
-from lms.services import certificates
+from lms.services import certificates, labs
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinate")
 guard_blueprint(bp, lambda user: user.is_admin or user.has_role(Role.COORDINATOR))
@@ -59,6 +59,19 @@ def program(slug: str) -> ResponseReturnValue:
         funnel_svg=charts.funnel_svg(_funnel_stages(board), _("Learners at each stage")),
         completions_svg=_completions_svg(board),
         rate_weeks=progress.RATE_WEEKS,
+    )
+
+
+@bp.get("/programs/<slug>/labs")
+def program_labs(slug: str) -> ResponseReturnValue:
+    """Labs open now and kernel minutes, per cohort of the program."""
+    found = program_or_404(slug)
+    cohorts = sorted(found.cohorts, key=lambda c: c.starts_on, reverse=True)
+    return render_template(
+        "labs/overview.html",
+        name=found.name,
+        back=url_for(".program", slug=found.slug),
+        **labs.overview(cohorts),
     )
 
 

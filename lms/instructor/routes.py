@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
@@ -20,6 +20,7 @@ from lms.models import (
     Role,
     cohort_courses,
 )
+from lms.services import labs
 
 bp = Blueprint("instructor", __name__, url_prefix="/teach")
 guard_blueprint(bp, lambda user: user.is_admin or user.has_role(Role.INSTRUCTOR))
@@ -50,6 +51,24 @@ def course(slug: str) -> ResponseReturnValue:
     ).all()
     return render_template(
         "instructor/course.html", course=found, cohorts=cohorts, assignments=assignments
+    )
+
+
+@bp.get("/courses/<slug>/labs")
+def course_labs(slug: str) -> ResponseReturnValue:
+    """Labs open now and kernel minutes, per cohort taking the course."""
+    found = _my_course(slug)
+    cohorts = db.session.scalars(
+        sa.select(Cohort)
+        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
+        .where(cohort_courses.c.course_id == found.id)
+        .order_by(Cohort.starts_on.desc())
+    ).all()
+    return render_template(
+        "labs/overview.html",
+        name=found.title,
+        back=url_for(".course", slug=found.slug),
+        **labs.overview(list(cohorts)),
     )
 
 

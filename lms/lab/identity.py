@@ -56,8 +56,9 @@ class LmsIdentityProvider(IdentityProvider):
         return False  # sign-in happens in the LMS
 
     def get_user(self, handler: web.RequestHandler) -> User | None:
-        """The owner, from the LMS session cookie; None (403) for anyone else. Tokens are
-        never looked at."""
+        """The owner, from the LMS session cookie. Someone signed in to the LMS as anyone
+        else gets 403; without a valid session, None (pages then send the browser to the
+        LMS sign-in, the API answers 403). Tokens are never looked at."""
         raw = handler.get_cookie(self.session_cookie)
         if not raw:
             return None
@@ -65,6 +66,9 @@ class LmsIdentityProvider(IdentityProvider):
             session = self._serializer.loads(raw, max_age=self.max_age_seconds)
         except BadSignature:
             return None
-        if str(session.get("_user_id", "")) != self.owner:
+        signed_in = str(session.get("_user_id", ""))
+        if not signed_in:
             return None
+        if signed_in != self.owner:
+            raise web.HTTPError(403, "this lab belongs to another learner")
         return User(username=f"learner-{self.owner}", name=self.owner, display_name=self.owner)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from lms.lab.identity import SECRET_ENV, LmsIdentityProvider
+from lms.lab.kernels import SandboxKernelSpecManager
 
 __all__ = ["SECRET_ENV", "base_url", "command", "write_config"]
 
@@ -30,27 +32,55 @@ def base_url(owner: int) -> str:
     return f"/lab/{owner}/"
 
 
-def write_config(path: Path, owner: int, session_cookie: str, max_age_seconds: int) -> Path:
-    """The server's JSON configuration (read with --config): no secret in it."""
-    config = {
-        "ServerApp": {
-            "identity_provider_class": (
-                f"{LmsIdentityProvider.__module__}.{LmsIdentityProvider.__name__}"
-            ),
-            "base_url": base_url(owner),
-            "ip": "127.0.0.1",
-            "open_browser": False,
-            "terminals_enabled": False,
-            "jpserver_extensions": dict.fromkeys(DISABLED_EXTENSIONS, False),
-        },
+def write_config(
+    path: Path,
+    owner: int,
+    session_cookie: str,
+    max_age_seconds: int,
+    idle_seconds: float = 30 * 60,
+    gateway_url: str = "",
+) -> Path:
+    """The server's JSON configuration (read with --config): no secret in it.
+
+    Kernels come from the lab hub's sandboxed pool (lms.lab.kernels) or, with gateway_url, from
+    a Jupyter Kernel Gateway; a kernel idle for idle_seconds is given back.
+    """
+    app: dict[str, Any] = {
+        "identity_provider_class": _dotted(LmsIdentityProvider),
+        "base_url": base_url(owner),
+        "ip": "127.0.0.1",
+        "open_browser": False,
+        "terminals_enabled": False,
+        "jpserver_extensions": dict.fromkeys(DISABLED_EXTENSIONS, False),
+        # Requests come through the LMS's proxy, under whatever host name the site has.
+        "allow_remote_access": True,
+        "trust_xheaders": True,
+        # Pages without a session go to the LMS's sign-in, and come back after it.
+        "tornado_settings": {"login_url": "/login"},
+    }
+    config: dict[str, Any] = {
+        "ServerApp": app,
         "LmsIdentityProvider": {
             "owner": str(owner),
             "session_cookie": session_cookie,
             "max_age_seconds": max_age_seconds,
         },
+        "MappingKernelManager": {
+            "cull_idle_timeout": int(idle_seconds),
+            "cull_interval": max(10, min(300, int(idle_seconds) // 4)),
+            "cull_connected": True,
+        },
     }
+    if gateway_url:
+        config["GatewayClient"] = {"url": gateway_url}
+    else:
+        app["kernel_spec_manager_class"] = _dotted(SandboxKernelSpecManager)
     path.write_text(json.dumps(config, indent=2))
     return path
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__name__}"
 
 
 def command(config: Path, root: Path, port: int) -> list[str]:

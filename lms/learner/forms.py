@@ -1,11 +1,11 @@
-"""The learner's forms: uploading a submission."""
+"""The learner's forms: uploading a submission, submitting from the lab, resetting a notebook."""
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileRequired, MultipleFileField
-from wtforms import HiddenField, SubmitField
+from wtforms import BooleanField, HiddenField, SelectField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 
@@ -22,3 +22,20 @@ class SubmitForm(FlaskForm):  # type: ignore[misc]
     # One per page shown: a double click or a resent form makes one submission, not two.
     submit_key = HiddenField(validators=[DataRequired(), Length(max=64)])
     submit = SubmitField(_l("Submit"))
+
+
+class LabSubmitForm(FlaskForm):  # type: ignore[misc]
+    """Submit the notebooks saved in the lab (no file to choose: the workspace has them)."""
+
+    submit_key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    submit = SubmitField(_l("Submit saved notebooks"))
+
+
+class ResetForm(FlaskForm):  # type: ignore[misc]
+    notebook = SelectField(_l("Notebook"), validators=[DataRequired()])
+    confirm = BooleanField(
+        _l("Yes, put this notebook back as released"),
+        validators=[DataRequired(_l("Tick the box to confirm."))],
+        description=_l("Your current copy is kept beside it, renamed, in your lab folder."),
+    )
+    submit = SubmitField(_l("Reset to release"))

@@ -31,7 +31,7 @@ from sqlalchemy.orm import selectinload
 from lms import feedback_page, reports
 from lms.access import guard_blueprint, is_learner
 from lms.extensions import db
-from lms.learner.forms import SubmitForm
+from lms.learner.forms import LabSubmitForm, SubmitForm
 from lms.models import (
     CellKind,
     Cohort,
@@ -45,7 +45,7 @@ from lms.models import (
     Submission,
     utcnow,
 )
-from lms.services import certificates, deadlines, grading, submissions
+from lms.services import certificates, deadlines, grading, submissions, workspaces
 
 bp = Blueprint("learner", __name__, url_prefix="/learn")
 guard_blueprint(bp, is_learner)
@@ -200,10 +200,15 @@ def assignment(cohort_slug: str, course_slug: str, assignment_slug: str) -> Resp
             return redirect(url_for(".submission", submission_id=outcome.submission.id))
     # A fresh key per page shown: sending this page's form twice makes one submission.
     form.submit_key.data = secrets.token_urlsafe(24)
+    lab_form = LabSubmitForm(formdata=None)
+    lab_form.submit_key.data = secrets.token_urlsafe(24)
     status = 400 if refused or form.errors else 200
     response = make_response(
         render_template(
-            "learner/assignment.html", **_assignment_page(cohort, found, row), form=form
+            "learner/assignment.html",
+            **_assignment_page(cohort, found, row),
+            form=form,
+            lab_form=lab_form,
         ),
         status,
     )
@@ -260,6 +265,7 @@ def _assignment_page(
         "released": scheduled is not None and scheduled.feedback_released_at is not None,
         "instant_left": grading.instant_feedback_left(current_user),
         "instant_per_hour": int(current_app.config["INSTANT_FEEDBACK_PER_HOUR"]),
+        "has_lab_folder": workspaces.folder_of(current_user, row.assignment).is_dir(),
     }
 
 

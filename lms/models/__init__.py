@@ -24,6 +24,7 @@ from lms.models.grading import (
     JobState,
     Submission,
 )
+from lms.models.labs import LabKernel, LabServer
 from lms.models.people import Organisation, OrganisationKind, Role, RoleGrant, User
 from lms.models.programs import (
     Cohort,
@@ -46,6 +47,8 @@ __all__ = [
     "GradingJob",
     "JobKind",
     "JobState",
+    "LabKernel",
+    "LabServer",
     "Submission",
     "Assignment",
     "AssignmentChange",

@@ -38,7 +38,8 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     instance = tmp_path_factory.mktemp("instance")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
-    env.update(LMS_INSTANCE_PATH=str(instance), PORT=str(port))
+    # Labs idle for 30 s are stopped, so that the lab tests can watch it happen.
+    env.update(LMS_INSTANCE_PATH=str(instance), PORT=str(port), LMS_LAB_IDLE_MINUTES="0.5")
     log = instance / "make-run.log"
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -1,0 +1,641 @@
+"""The lab hub: one process that is the browser's entry point and runs the learners' labs.
+
+- **Proxy.** The public port is configurable-http-proxy (its Python implementation, as
+  JupyterHub's proxy): every path goes to the LMS (gunicorn) but /lab/<user>/, which goes to
+  that learner's lab server while it runs. Learners use one host and port.
+- **Lab servers.** One jupyter-server per learner (lms.lab.server), started on "Open lab",
+  reused while it runs, stopped when idle for LMS_LAB_IDLE_MINUTES (its own /api/status says
+  when it last saw the learner or a kernel do anything), with a cap on how many run at once.
+- **Kernels.** Lab servers do not start kernels: they borrow them from this hub's warm pool of
+  sandboxed kernels (autograder.pool, the grading sandbox), at most LMS_LAB_KERNELS at once and
+  LMS_LAB_KERNELS_PER_LEARNER per learner; a learner beyond the pool waits in a queue whose
+  place the lab page shows. The folder of the notebook is copied into the kernel's sandbox.
+- **API.** Lab servers and the LMS speak to the hub on a private port with a token derived
+  from the LMS secret key (lms.lab.client).
+
+It is started by `flask lms labs` (make run does); what it does is recorded through a
+Recorder (lms.services.labs), which the LMS pages read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hmac
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from autograder.pool import Kernel, KernelPool
+from lms.lab import kernels, server
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SERVER_START_TIMEOUT = 60.0
+# Files of the notebook's folder copied into a kernel's sandbox: at most this many, this big.
+KERNEL_FILES_MAX = 500
+KERNEL_FILES_MAX_BYTES = 256 * 1024 * 1024
+SKIPPED_FOLDERS = {".ipynb_checkpoints", "__pycache__", ".git"}
+
+
+class HubError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Recorder(Protocol):
+    """Where the hub writes what happened (the LMS database); every call may block."""
+
+    def server_started(self, owner: int) -> None: ...
+    def server_stopped(self, owner: int, reason: str) -> None: ...
+    def kernel_started(self, owner: int, folder: str) -> int: ...
+    def kernel_stopped(self, usage: int) -> None: ...
+    def all_stopped(self, reason: str) -> None: ...
+
+
+@dataclass
+class Settings:
+    secret_key: str
+    data_dir: Path  # LMS_DATA_DIR: workspaces/<user>/ are the servers' roots
+    session_cookie: str = "session"
+    session_max_age: int = 12 * 3600
+    max_servers: int = 50
+    kernels: int = 4
+    kernels_per_learner: int = 2
+    idle_seconds: float = 30 * 60
+    cull_every_seconds: float = 60.0
+    gateway_url: str = ""  # kernels from a Jupyter Kernel Gateway instead of the pool
+
+
+def hub_token(secret_key: str) -> str:
+    """The token of the hub's API: derived from the LMS secret, so the LMS needs no other."""
+    return hmac.new(secret_key.encode(), b"lms-lab-hub", "sha256").hexdigest()
+
+
+def session_signer(secret_key: str, max_age: int) -> Any:
+    """Flask's session serializer for this secret (the hub asks lab servers as their owner)."""
+    signer = Flask("lms-lab-hub")
+    signer.secret_key = secret_key
+    signer.permanent_session_lifetime = timedelta(seconds=max_age)
+    return SecureCookieSessionInterface().get_signing_serializer(signer)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LabServer:
+    owner: int
+    port: int
+    process: subprocess.Popen[bytes]
+    started_at: datetime
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: str | None = None
+    last_activity: datetime | None = None
+
+    @property
+    def target(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class LentKernel:
+    id: str
+    owner: int
+    kernel: Kernel | None  # None while reserved, before the pool hands it over
+    usage: int
+    started_at: datetime
+
+
+class LabHub:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: KernelPool | None,
+        recorder: Recorder,
+        proxy: Any = None,
+        api_port: int = 0,
+        api_host: str = "127.0.0.1",
+    ) -> None:
+        self.settings = settings
+        self.api_port = api_port  # where lab servers (on this host) reach the API
+        self.api_host = api_host
+        self.pool = pool
+        self.recorder = recorder
+        self.proxy = proxy
+        self.token = hub_token(settings.secret_key)
+        self.servers: dict[int, LabServer] = {}
+        self.kernels: dict[str, LentKernel] = {}
+        self.queue: deque[int] = deque()  # owners waiting for a kernel, first first
+        self._kernel_freed = asyncio.Condition()
+        self.runtime = settings.data_dir / "labs"
+        self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-hub")
+        self._signer = session_signer(settings.secret_key, settings.session_max_age)
+
+    async def blocking(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
+
+    # Lab servers -----------------------------------------------------------------------------
+
+    def workspace(self, owner: int) -> Path:
+        return self.settings.data_dir / "workspaces" / str(owner)
+
+    async def start_server(self, owner: int) -> tuple[LabServer, bool]:
+        """The learner's running server, started if needed; (server, whether it was started)."""
+        running = self.servers.get(owner)
+        if running is not None and running.process.poll() is None and running.failed is None:
+            await asyncio.wait_for(running.ready.wait(), SERVER_START_TIMEOUT)
+            if running.failed is None:
+                return running, False
+        if running is not None:
+            await self.stop_server(owner, "failed")
+        if len(self.servers) >= self.settings.max_servers:
+            raise HubError(503, "lab-servers-full")
+        lab = self._spawn(owner)
+        self.servers[owner] = lab
+        try:
+            await self._wait_until_serving(lab)
+        except HubError as e:
+            lab.failed = str(e)
+            lab.ready.set()
+            await self.stop_server(owner, "failed")
+            raise
+        lab.last_activity = datetime.now(UTC)
+        if self.proxy is not None:
+            self.proxy.add_route(server.base_url(owner), {"target": lab.target})
+        lab.ready.set()
+        await self.blocking(self.recorder.server_started, owner)
+        log.info("lab server of learner %s started on port %s", owner, lab.port)
+        return lab, True
+
+    def _spawn(self, owner: int) -> LabServer:
+        private = self.runtime / str(owner)
+        for name in ("runtime", "data", "config/labconfig"):
+            (private / name).mkdir(parents=True, exist_ok=True)
+        os.chmod(private, 0o700)
+        # nbgrader's front end (its menu, the Validate button) talks to server extensions the
+        # lab does not run: the LMS grades.
+        (private / "config" / "labconfig" / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {"@jupyter/nbgrader": True}})
+        )
+        root = self.workspace(owner)
+        root.mkdir(parents=True, exist_ok=True)
+        config = server.write_config(
+            private / "lab.json",
+            owner,
+            self.settings.session_cookie,
+            self.settings.session_max_age,
+            idle_seconds=self.settings.idle_seconds,
+            gateway_url=self.settings.gateway_url,
+        )
+        port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "HOME": str(private),
+            "JUPYTER_RUNTIME_DIR": str(private / "runtime"),
+            "JUPYTER_DATA_DIR": str(private / "data"),
+            "JUPYTER_CONFIG_DIR": str(private / "config"),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            server.SECRET_ENV: self.settings.secret_key,
+            kernels.HUB_URL_ENV: f"http://127.0.0.1:{self.api_port}",
+            kernels.HUB_TOKEN_ENV: self.token,
+            kernels.OWNER_ENV: str(owner),
+        }
+        log_file = open(private / "server.log", "ab")  # noqa: SIM115 - the child keeps it
+        try:
+            process = subprocess.Popen(
+                server.command(config, root, port),
+                env=env,
+                cwd=private,  # never the workspace: no config file of the learner's is read
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log_file.close()
+        return LabServer(owner, port, process, datetime.now(UTC))
+
+    async def _wait_until_serving(self, lab: LabServer) -> None:
+        url = f"{lab.target}{server.base_url(lab.owner)}api"
+        client = AsyncHTTPClient()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if lab.process.poll() is not None:
+                raise HubError(500, f"lab server exited: {self._log_tail(lab.owner)}")
+            try:
+                await client.fetch(url, request_timeout=2)
+                return
+            except (HTTPClientError, OSError):
+                await asyncio.sleep(0.1)
+        raise HubError(504, "lab server did not start in time")
+
+    def _log_tail(self, owner: int) -> str:
+        try:
+            text = (self.runtime / str(owner) / "server.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-10:])
+
+    async def stop_server(self, owner: int, reason: str) -> bool:
+        lab = self.servers.pop(owner, None)
+        if lab is None:
+            return False
+        if self.proxy is not None:
+            try:
+                self.proxy.remove_route(server.base_url(owner))
+            except KeyError:
+                pass
+        if lab.process.poll() is None:
+            lab.process.send_signal(signal.SIGTERM)  # the server shuts its kernels down first
+            for _ in range(100):
+                if lab.process.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                os.killpg(lab.process.pid, signal.SIGKILL)
+                await self.blocking(lab.process.wait)
+        for lent in [k for k in self.kernels.values() if k.owner == owner]:
+            await self.give_back(lent.id)  # what a killed server could not give back
+        await self.blocking(self.recorder.server_stopped, owner, reason)
+        log.info("lab server of learner %s stopped (%s)", owner, reason)
+        return True
+
+    async def stop_all(self, reason: str) -> None:
+        for owner in list(self.servers):
+            await self.stop_server(owner, reason)
+
+    # Kernels ---------------------------------------------------------------------------------
+
+    def queue_position(self, owner: int) -> int | None:
+        """1 for the first learner waiting for a kernel; None when not waiting."""
+        try:
+            return self.queue.index(owner) + 1
+        except ValueError:
+            return None
+
+    async def lend(self, owner: int, cwd: str, timeout: float = 600.0) -> LentKernel:
+        if self.pool is None:
+            raise HubError(501, "this hub lends no kernels (kernel gateway in use)")
+        folder = self._kernel_folder(owner, cwd)
+        held = sum(1 for k in self.kernels.values() if k.owner == owner)
+        if held >= self.settings.kernels_per_learner:
+            raise HubError(
+                429,
+                f"You already have {held} kernels running: shut one down "
+                "(Running tab or Kernel menu) to start another.",
+            )
+        reference, started = secrets.token_hex(8), datetime.now(UTC)
+        self.queue.append(owner)
+        try:
+            async with self._kernel_freed:
+                await asyncio.wait_for(
+                    self._kernel_freed.wait_for(
+                        lambda: self.queue[0] == owner and len(self.kernels) < self.pool_size
+                    ),
+                    timeout,
+                )
+                # Reserved before the lock is let go: the next in the queue waits for another.
+                self.kernels[reference] = LentKernel(reference, owner, None, 0, started)
+        except TimeoutError:
+            raise HubError(503, "no kernel became free in time: try again later") from None
+        finally:
+            self.queue.remove(owner)
+            await self._notify()
+        pool = self.pool
+        try:
+            kernel = await self.blocking(pool.lend, 120.0)
+            try:
+                files = await self.blocking(_folder_files, folder)
+                await self.blocking(kernel.put_files, pool.folder, files)
+            except BaseException:
+                pool.give_back(kernel)
+                raise
+        except BaseException:
+            self.kernels.pop(reference, None)
+            await self._notify()
+            raise
+        if reference not in self.kernels:  # the server stopped meanwhile
+            pool.give_back(kernel)
+            raise HubError(409, "the lab server stopped")
+        relative = folder.relative_to(Path(os.path.realpath(self.workspace(owner)))).as_posix()
+        usage = await self.blocking(self.recorder.kernel_started, owner, relative)
+        lent = LentKernel(reference, owner, kernel, usage, started)
+        self.kernels[reference] = lent
+        return lent
+
+    @property
+    def pool_size(self) -> int:
+        return self.pool.size if self.pool is not None else 0
+
+    def _kernel_folder(self, owner: int, cwd: str) -> Path:
+        """The folder (in the owner's workspace) whose files the kernel gets."""
+        root = Path(os.path.realpath(self.workspace(owner)))
+        folder = Path(os.path.realpath(cwd or root))
+        if folder != root and root not in folder.parents:
+            raise HubError(403, "that folder is not in your workspace")
+        return folder
+
+    async def give_back(self, reference: str) -> bool:
+        lent = self.kernels.pop(reference, None)
+        if lent is None:
+            return False
+        if lent.kernel is not None and self.pool is not None:
+            self.pool.give_back(lent.kernel)
+            await self.blocking(self.recorder.kernel_stopped, lent.usage)
+        await self._notify()
+        return True
+
+    async def _notify(self) -> None:
+        async with self._kernel_freed:
+            self._kernel_freed.notify_all()
+
+    def alive(self, reference: str) -> bool:
+        lent = self.kernels.get(reference)
+        if lent is None or lent.kernel is None:
+            return False
+        reply = lent.kernel.server.request({"op": "alive"})
+        return bool(reply.get("alive"))
+
+    def interrupt(self, reference: str) -> None:
+        lent = self.kernels.get(reference)
+        if lent is not None and lent.kernel is not None:
+            lent.kernel.server.request({"op": "interrupt"})
+
+    # Idle culling ----------------------------------------------------------------------------
+
+    def owner_cookie(self, owner: int) -> str:
+        value = self._signer.dumps({"_user_id": str(owner)})
+        return f"{self.settings.session_cookie}={value}"
+
+    async def last_activity(self, lab: LabServer) -> datetime | None:
+        """When the server last saw its learner or a kernel do anything (its /api/status)."""
+        url = f"{lab.target}{server.base_url(lab.owner)}api/status"
+        request = HTTPRequest(
+            url, headers={"Cookie": self.owner_cookie(lab.owner)}, request_timeout=5
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except (HTTPClientError, OSError):
+            return None
+        stamp = json.loads(response.body).get("last_activity")
+        if not stamp:
+            return None
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    async def cull(self, idle_seconds: float | None = None) -> list[int]:
+        """Stop the servers idle longer than idle_seconds (default: the setting)."""
+        limit = self.settings.idle_seconds if idle_seconds is None else idle_seconds
+        now = datetime.now(UTC)
+        culled = []
+        for owner, lab in list(self.servers.items()):
+            if not lab.ready.is_set():
+                continue
+            if lab.process.poll() is not None:
+                await self.stop_server(owner, "exited")
+                continue
+            seen = await self.last_activity(lab)
+            if seen is not None:
+                lab.last_activity = max(seen, lab.last_activity or seen)
+            last = lab.last_activity or lab.started_at
+            if (now - last).total_seconds() >= limit:
+                await self.stop_server(owner, "idle")
+                culled.append(owner)
+        return culled
+
+    async def cull_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cull_every_seconds)
+            try:
+                await self.cull()
+            except Exception:  # the culler must outlive any one failure
+                log.exception("culling lab servers failed")
+
+    # What the LMS shows ----------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "servers": [
+                {
+                    "owner": lab.owner,
+                    "started_at": lab.started_at.isoformat(),
+                    "last_activity": (lab.last_activity or lab.started_at).isoformat(),
+                    "kernels": sum(1 for k in self.kernels.values() if k.owner == lab.owner),
+                }
+                for lab in self.servers.values()
+            ],
+            "kernels": {"lent": len(self.kernels), "size": self.pool_size},
+            "queue": len(self.queue),
+        }
+
+    def describe_owner(self, owner: int) -> dict[str, Any]:
+        lab = self.servers.get(owner)
+        return {
+            "running": lab is not None and lab.ready.is_set() and lab.failed is None,
+            "url": server.base_url(owner),
+            "kernels": sum(1 for k in self.kernels.values() if k.owner == owner),
+            "queue_position": self.queue_position(owner),
+            "kernels_lent": len(self.kernels),
+            "kernels_size": self.pool_size,
+        }
+
+
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    """The regular files under folder (links are never followed), for a kernel's sandbox."""
+    files: dict[str, bytes] = {}
+    total = 0
+    for directory, subfolders, names in os.walk(folder, followlinks=False):
+        subfolders[:] = sorted(d for d in subfolders if d not in SKIPPED_FOLDERS)
+        for name in sorted(names):
+            if ".before-reset-" in name:
+                continue
+            path = Path(directory) / name
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOENT, errno.EACCES):
+                    continue
+                raise
+            with os.fdopen(fd, "rb") as f:
+                info = os.fstat(f.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                if len(files) >= KERNEL_FILES_MAX or total + info.st_size > KERNEL_FILES_MAX_BYTES:
+                    log.warning("%s: more files than a kernel is given; the rest left out", folder)
+                    return files
+                data = f.read(info.st_size + 1)[: info.st_size]
+            files[path.relative_to(folder).as_posix()] = data
+            total += len(data)
+    return files
+
+
+# The API ---------------------------------------------------------------------------------------
+
+
+class ApiHandler(web.RequestHandler):
+    hub: LabHub
+
+    def initialize(self, hub: LabHub) -> None:
+        self.hub = hub
+
+    def prepare(self) -> None:
+        given = self.request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"token {self.hub.token}".encode()):
+            raise web.HTTPError(403)
+
+    def body(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400) from None
+        if not isinstance(value, dict):
+            raise web.HTTPError(400)
+        return value
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.finish({"error": self._reason})
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # token-authenticated, not a browser form
+
+
+def _fail(e: HubError) -> web.HTTPError:
+    return web.HTTPError(e.status, reason=str(e)[:400].replace("\n", " "))
+
+
+class ServersHandler(ApiHandler):
+    def get(self) -> None:
+        self.finish(self.hub.describe())
+
+
+class ServerHandler(ApiHandler):
+    async def post(self, owner: str) -> None:
+        try:
+            lab, started = await self.hub.start_server(int(owner))
+        except HubError as e:
+            raise _fail(e) from e
+        self.finish({"url": server.base_url(lab.owner), "started": started})
+
+    async def delete(self, owner: str) -> None:
+        stopped = await self.hub.stop_server(int(owner), self.get_argument("reason", "stopped"))
+        self.finish({"stopped": stopped})
+
+    def get(self, owner: str) -> None:
+        self.finish(self.hub.describe_owner(int(owner)))
+
+
+class KernelsHandler(ApiHandler):
+    async def post(self) -> None:
+        body = self.body()
+        try:
+            lent = await self.hub.lend(int(body["owner"]), str(body.get("cwd", "")))
+        except HubError as e:
+            raise _fail(e) from e
+        except (KeyError, ValueError):
+            raise web.HTTPError(400) from None
+        assert lent.kernel is not None
+        connection = {k: v for k, v in lent.kernel.connection.items() if k != "kernel_name"}
+        self.finish({"id": lent.id, "connection": connection})
+
+
+class KernelHandler(ApiHandler):
+    async def get(self, reference: str) -> None:
+        if reference not in self.hub.kernels:
+            raise web.HTTPError(404)
+        alive = await self.hub.blocking(self.hub.alive, reference)
+        self.finish({"alive": alive})
+
+    async def delete(self, reference: str) -> None:
+        self.finish({"given_back": await self.hub.give_back(reference)})
+
+
+class InterruptHandler(ApiHandler):
+    async def post(self, reference: str) -> None:
+        if reference not in self.hub.kernels:
+            raise web.HTTPError(404)
+        await self.hub.blocking(self.hub.interrupt, reference)
+        self.finish({"ok": True})
+
+
+class CullHandler(ApiHandler):
+    async def post(self) -> None:
+        idle = self.body().get("idle_seconds")
+        culled = await self.hub.cull(None if idle is None else float(idle))
+        self.finish({"culled": culled})
+
+
+def api_app(hub: LabHub) -> web.Application:
+    args = {"hub": hub}
+    return web.Application(
+        [
+            (r"/servers", ServersHandler, args),
+            (r"/servers/(\d+)", ServerHandler, args),
+            (r"/kernels", KernelsHandler, args),
+            (r"/kernels/([0-9a-f]+)", KernelHandler, args),
+            (r"/kernels/([0-9a-f]+)/interrupt", InterruptHandler, args),
+            (r"/cull", CullHandler, args),
+        ]
+    )
+
+
+def make_proxy(lms_url: str) -> Any:
+    """configurable-http-proxy (Python): everything to the LMS but the running labs."""
+    import configurable_http_proxy
+    from configurable_http_proxy.configproxy import PythonProxy
+
+    # It adds a handler to the root logger when imported: ours already prints everything.
+    logging.root.removeHandler(configurable_http_proxy.handler)
+
+    return PythonProxy(
+        {
+            "default_target": lms_url,
+            "x_forward": True,
+            "proxy_timeout": 300,  # a large export may take a while
+            "log": logging.getLogger("lms.lab.proxy"),
+        }
+    )
+
+
+async def serve(hub: LabHub, public: tuple[str, int], stop: asyncio.Event) -> None:
+    """Serve the proxy and the API until `stop` is set; then stop every lab server."""
+    api_server = api_app(hub).listen(hub.api_port, hub.api_host)
+    public_server = None
+    if hub.proxy is not None:
+        public_server = hub.proxy.proxy_app.listen(public[1], public[0], xheaders=False)
+    culler = asyncio.create_task(hub.cull_forever())
+    try:
+        await stop.wait()
+    finally:
+        culler.cancel()
+        if public_server is not None:
+            public_server.stop()
+        await hub.stop_all("hub stopped")
+        api_server.stop()
+        hub._threads.shutdown(wait=False)
+        shutil.rmtree(hub.runtime / ".tmp", ignore_errors=True)

@@ -1,0 +1,39 @@
+/* The lab page: while the learner's kernel waits for a free one, say their place in the
+   queue (the hub's answer, from status.json every 2 s while the tab is visible). */
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-status-url]");
+  var line = root && root.querySelector("[data-queue]");
+  if (!line || !window.fetch) {
+    return;
+  }
+  var url = root.getAttribute("data-status-url");
+
+  function show(text) {
+    if (line.textContent !== text) {
+      line.textContent = text;
+    }
+    line.hidden = !text;
+  }
+
+  function poll() {
+    if (document.hidden) {
+      window.setTimeout(poll, 2000);
+      return;
+    }
+    fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
+      .then(function (response) { return response.json(); })
+      .then(function (state) {
+        if (state.unavailable) {
+          show(line.getAttribute("data-label-unavailable"));
+        } else if (state.queue_position) {
+          show(line.getAttribute("data-label-waiting").replace("{place}", state.queue_position));
+        } else {
+          show("");
+        }
+      })
+      .catch(function () { show(""); })
+      .then(function () { window.setTimeout(poll, 2000); });
+  }
+  poll();
+}());

@@ -1,0 +1,165 @@
+"""Labs in the browser against `make run` (the lab hub in front of gunicorn, real lab servers,
+sandboxed kernels): a learner opens the lab from the assignment, runs a cell, saves and
+submits, and sees the autograde result; another learner cannot open that lab even with its
+link; an idle lab is stopped and reopens with the saved work in it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from playwright.sync_api import Browser, FrameLocator, Page, expect
+
+from tests.e2e.conftest import ROOT, Server
+from tests.e2e.test_make_run_e2e import sign_in
+
+COHORT = "gwangju-ai-school-autumn"
+COURSE = "python-numpy-for-ai"
+COURSE_PAGE = f"/learn/cohorts/{COHORT}/courses/{COURSE}"
+LAB_SLUG = "traffic-linear-algebra"
+
+
+def open_lab(page: Page, server: Server, assignment_title: str) -> FrameLocator:
+    """From the learner's course page: the assignment, then "Open lab"; the notebook frame."""
+    page.goto(server.base_url + COURSE_PAGE)
+    page.get_by_role("link", name=assignment_title).first.click()
+    page.get_by_role("link", name="Open lab").click()
+    expect(page).to_have_url(re.compile(r".*/lab(\?.*)?$"))
+    frame = page.frame_locator("iframe.lms-lab-frame")
+    expect(frame.locator(".jp-Notebook .jp-CodeCell").first).to_be_visible(timeout=60_000)
+    expect(frame.get_by_text("Python 3 (sandboxed)")).to_be_visible()
+    return frame
+
+
+def run_new_cell(page: Page, frame: FrameLocator, code: str) -> None:
+    """A new code cell below the first one (the released cells around it are read-only),
+    typed and run as a learner does: select, b, Enter, type, Shift+Enter."""
+    frame.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").first.click()
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+
+
+def save(page: Page, frame: FrameLocator) -> None:
+    page.keyboard.press("Control+s")
+    expect(frame.locator(".jp-Notebook-cell").first).to_be_visible()
+    # Saved means the title no longer marks unsaved changes.
+    expect(frame.locator(".jp-mod-dirty")).to_have_count(0, timeout=15_000)
+
+
+def workspace_notebook(server: Server, learner_id: str, name: str) -> Path:
+    return server.log.parent / "data" / "workspaces" / learner_id / COURSE / LAB_SLUG / name
+
+
+def flask(server: Server, *args: str, stdin: str | None = None) -> str:
+    """A `flask lms ...` command on the make run instance."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
+    env.update(LMS_INSTANCE_PATH=str(server.log.parent), FLASK_APP="wsgi")
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "flask"), "lms", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_learner_opens_the_lab_runs_saves_submits_and_sees_the_autograde(
+    make_run: Server, browser: Browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, make_run, "learner@example.org", "demo-password")
+    frame = open_lab(page, make_run, "Linear algebra for city traffic")
+
+    run_new_cell(page, frame, "print(6 * 7)")
+    expect(frame.locator(".jp-OutputArea-output").filter(has_text="42")).to_be_visible(
+        timeout=60_000
+    )
+    save(page, frame)
+    learner_id = (
+        page.frame_locator("iframe.lms-lab-frame")
+        .locator("body")
+        .evaluate("() => window.location.pathname.split('/')[2]")
+    )
+    saved = workspace_notebook(make_run, learner_id, f"{LAB_SLUG}.ipynb").read_text()
+    assert "print(6 * 7)" in saved, "the saved notebook is in the learner's workspace"
+
+    page.get_by_role("button", name="Submit saved notebooks").click()
+    expect(page).to_have_url(re.compile(r".*/learn/submissions/\d+$"))
+    expect(page.locator(".flash").first).to_contain_text("submitted")
+    # The instant autograde of the submitted notebook: its answers are still the release's.
+    expect(page.get_by_text("Tests total")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("failed").first).to_be_visible()
+    page.close()
+
+
+def test_another_learner_cannot_open_the_lab_even_with_its_link(
+    make_run: Server, browser: Browser
+) -> None:
+    owner = browser.new_page()
+    sign_in(owner, make_run, "learner@example.org", "demo-password")
+    open_lab(owner, make_run, "Linear algebra for city traffic")
+    lab_url = (
+        owner.frame_locator("iframe.lms-lab-frame")
+        .locator("body")
+        .evaluate("() => window.location.href")
+    )
+    assert "/lab/" in lab_url
+    owner.close()
+
+    flask(make_run, "create-user", "--email", "second@example.org", "--password", "second-pw-9")
+    csv_file = make_run.log.parent / "second.csv"
+    csv_file.write_text("email,name\nsecond@example.org,Sam Second\n")
+    flask(make_run, "import-learners", str(csv_file), "--cohort", COHORT)
+
+    other = browser.new_page()
+    sign_in(other, make_run, "second@example.org", "second-pw-9")
+    expect(other.get_by_role("link", name="My learning")).to_be_visible()
+    # With the second learner's session (the page's cookies), page and API alike are refused.
+    for url in (lab_url, lab_url.split("/notebooks/")[0] + "/api/contents"):
+        response = other.request.get(url, max_redirects=0)
+        assert response.status == 403, f"{url} answered {response.status}"
+        assert "print(6 * 7)" not in response.text()
+    # Nor can anyone signed out: the lab sends them to the LMS sign-in.
+    signed_out = browser.new_page()
+    signed_out.goto(lab_url)
+    expect(signed_out.get_by_label("Password")).to_be_visible()
+    signed_out.close()
+    other.close()
+
+
+def test_an_idle_lab_is_stopped_and_reopens_with_the_work_intact(
+    make_run: Server, browser: Browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, make_run, "learner@example.org", "demo-password")
+    frame = open_lab(page, make_run, "Vital signs with NumPy arrays")
+    lab_url = frame.locator("body").evaluate("() => window.location.href")
+    run_new_cell(page, frame, "kept = 'still here'")
+    save(page, frame)
+
+    # Leave the lab; make run stops labs idle for LMS_LAB_IDLE_MINUTES (30 s in these tests).
+    page.goto(make_run.base_url + COURSE_PAGE)
+    deadline = time.monotonic() + 150
+    while True:
+        state = page.request.get(make_run.base_url + "/learn/lab/status.json").json()
+        if not state["running"]:
+            break
+        assert time.monotonic() < deadline, f"the idle lab was not stopped: {state}"
+        time.sleep(2)
+
+    # Its old link now says so, and takes the learner back in.
+    page.goto(lab_url)
+    expect(page.get_by_role("heading", name="Your lab is stopped")).to_be_visible()
+    page.get_by_role("link", name="Open the lab again").click()
+    frame = page.frame_locator("iframe.lms-lab-frame")
+    expect(frame.locator(".cm-line", has_text="still here")).to_be_visible(timeout=60_000)
+    page.close()

@@ -1,0 +1,339 @@
+"""The real lab hub (`flask lms labs`) end to end: the proxy, learners' lab servers, the pool of
+bubblewrap-sandboxed kernels they borrow, what the hub records in the LMS database, the
+per-learner kernel cap, who may open a lab, and idle culling that keeps the learner's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+
+from lms.extensions import db
+from lms.lab.client import LabClient, LabClientError
+from lms.lab.hub import hub_token
+from lms.models import LabKernel, LabServer, User
+from lms.services import labs
+from tests import factories
+
+ROOT = Path(__file__).resolve().parents[2]
+HUB_START_TIMEOUT = 60.0
+# Few kernels: a small machine runs the pool, two lab servers and the tests.
+HUB_ENV = {
+    "LMS_LAB_KERNELS": "2",
+    "LMS_LAB_KERNELS_PER_LEARNER": "1",
+    "LMS_LAB_IDLE_MINUTES": "30",
+    "LMS_LAB_PRELOAD": "",
+}
+SANDBOX_PROBE = """
+import json, os, socket
+try:
+    socket.create_connection(("127.0.0.1", {api_port}), timeout=3).close()
+    network = "reachable"
+except OSError:
+    network = "unreachable"
+print(json.dumps({{
+    "sum": 1 + 1,
+    "data": open("data.csv").read(),
+    "nested": open("inputs/more.txt").read(),
+    "home": os.environ.get("HOME"),
+    "cwd": os.getcwd(),
+    "source_visible": os.path.exists({source!r}),
+    "data_dir_visible": os.path.exists({data_dir!r}),
+    "lms_env": sorted(k for k in os.environ if "LMS" in k),
+    "secret_in_env": any({secret!r} in v for v in os.environ.values()),
+    "network": network,
+}}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Hub:
+    port: int  # the proxy: where browsers connect
+    api_url: str
+    token: str
+    cookie_name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def lab_url(self, user: User) -> str:
+        return f"http://127.0.0.1:{self.port}/lab/{user.id}/"
+
+    def api(self, path: str) -> Any:
+        request = urllib.request.Request(
+            self.api_url + path, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    app_config["LAB_HUB_URL"] = f"http://127.0.0.1:{free_port()}"
+    return app_config
+
+
+@pytest.fixture
+def hub_env() -> dict[str, str]:
+    """The hub's LMS_LAB_* settings (a test parametrizes this to change them)."""
+    return HUB_ENV
+
+
+def _lab_processes(marker: str) -> list[int]:
+    """Processes whose command line names this test's lab folder: its lab servers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def hub(app: Flask, tmp_path: Path, hub_env: dict[str, str]) -> Iterator[Hub]:
+    """`flask lms labs` on the test's database and data folder; stopped (SIGTERM, as in
+    production) at the end, with whatever it left killed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
+    for key in ("DATABASE_URL", "QUEUE_URL", "DATA_DIR", "COURSES_DIR", "SECRET_KEY"):
+        env[f"LMS_{key}"] = str(app.config[key])
+    env.update(hub_env)
+    env.update(
+        LMS_LAB_HUB_URL=str(app.config["LAB_HUB_URL"]),
+        LMS_INSTANCE_PATH=str(tmp_path / "hub-instance"),
+        FLASK_APP="wsgi",
+    )
+    port = free_port()
+    lms_url = f"http://127.0.0.1:{free_port()}"  # no LMS runs there: the labs are tested
+    log = tmp_path / "hub.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "lms", "labs", "--port", str(port)]
+            + ["--lms-url", lms_url],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    hub = Hub(
+        port,
+        str(app.config["LAB_HUB_URL"]).rstrip("/"),
+        hub_token(str(app.config["SECRET_KEY"])),
+        str(app.config.get("SESSION_COOKIE_NAME") or "session"),
+        process,
+        log,
+    )
+    try:
+        deadline = time.monotonic() + HUB_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the lab hub exited ({process.returncode}):\n{hub.log_tail()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the lab hub's API did not answer in time:\n{hub.log_tail()}")
+            try:
+                hub.api("/servers")
+                break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        yield hub
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # stops its lab servers, closes its pool
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in _lab_processes(str(Path(app.config["DATA_DIR"]) / "labs")):
+            try:
+                os.killpg(pid, signal.SIGKILL)  # a lab server the hub failed to stop
+            except OSError:
+                pass
+        db.session.rollback()
+
+
+def lab_client(app: Flask, hub: Hub, owner: User, holder: User | None = None) -> LabClient:
+    """A browser of `owner`'s lab, signed in to the LMS as `holder` (default: the owner)."""
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    cookie = serializer.dumps({"_user_id": str((holder or owner).id)})
+    return LabClient(hub.lab_url(owner), {hub.cookie_name: cookie}, timeout=60)
+
+
+def wait_for(check: Callable[[], bool], what: str, hub: Hub, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.rollback()  # see what the hub committed
+        if check():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}; the hub's log:\n{hub.log_tail()}")
+        time.sleep(0.2)
+
+
+def lab_servers(user: User) -> list[LabServer]:
+    db.session.rollback()
+    return list(
+        db.session.scalars(
+            sa.select(LabServer).where(LabServer.user_id == user.id).order_by(LabServer.id)
+        )
+    )
+
+
+def lab_kernels(user: User) -> list[LabKernel]:
+    db.session.rollback()
+    return list(db.session.scalars(sa.select(LabKernel).where(LabKernel.user_id == user.id)))
+
+
+def assert_not_served(page: requests.Response) -> None:
+    """A lab page refused: 403, or a redirect to the LMS's sign-in."""
+    assert page.status_code in (302, 403), page.status_code
+    if page.status_code == 302:
+        assert page.headers["Location"].startswith("/login?")
+    assert "work" not in page.text
+
+
+def is_running(user: User) -> bool:
+    state = labs.state(user)
+    assert state is not None, "the hub's API did not answer"
+    return bool(state["running"])
+
+
+def test_a_lab_runs_sandboxed_kernels_records_them_and_admits_only_its_owner(
+    app: Flask, hub: Hub
+) -> None:
+    cohort = factories.cohort(factories.program())
+    owner = factories.learner(cohort, "owner@test.org")
+    other = factories.learner(cohort, "other@test.org")
+    folder = Path(app.config["DATA_DIR"]) / "workspaces" / str(owner.id) / "work"
+    (folder / "inputs").mkdir(parents=True)
+    (folder / "data.csv").write_text("x,y\n1,2\n")
+    (folder / "inputs" / "more.txt").write_text("nested")
+
+    assert labs.start(owner) is True
+    assert labs.start(owner) is False  # the running server is reused
+    state = labs.state(owner)
+    assert state is not None and state["running"] and state["url"] == f"/lab/{owner.id}/"
+    [server] = lab_servers(owner)
+    assert server.stopped_at is None
+
+    client, intruder = lab_client(app, hub, owner), lab_client(app, hub, owner, holder=other)
+    other_client = lab_client(app, hub, other)
+    try:
+        kernel = client.start_kernel("work")
+        probe = SANDBOX_PROBE.format(
+            api_port=hub.api_url.rsplit(":", 1)[1],
+            source=str(ROOT / "lms"),
+            data_dir=str(app.config["DATA_DIR"]),
+            secret=str(app.config["SECRET_KEY"]),
+        )
+        seen = json.loads(client.execute(kernel, probe).strip().splitlines()[-1])
+        assert seen == {
+            "sum": 2,
+            "data": "x,y\n1,2\n",  # the notebook folder's files were copied into the sandbox
+            "nested": "nested",
+            "home": "/home/learner",
+            "cwd": "/home/learner/lab",
+            "source_visible": False,
+            "data_dir_visible": False,
+            "lms_env": [],  # neither the secret key, the hub's token nor its URL
+            "secret_in_env": False,
+            "network": "unreachable",
+        }
+        [used] = lab_kernels(owner)
+        assert used.ended_at is None
+        assert labs.state(owner) == {**state, "kernels": 1, "kernels_lent": 1}
+
+        # One kernel per learner: the second is refused with the hub's reason...
+        with pytest.raises(LabClientError) as refused:
+            client.start_kernel("work")
+        assert "You already have 1 kernels running" in str(refused.value)
+        assert len(lab_kernels(owner)) == 1
+        # ...while another learner's lab still gets one, with none of the first one's files.
+        assert labs.start(other) is True
+        theirs = other_client.start_kernel()
+        assert other_client.execute(theirs, "import os; print(sorted(os.listdir()))") == "[]\n"
+
+        # The lab admits its owner only: not another learner, not a visitor without a session.
+        assert client.request("GET", "api/contents/work").status_code == 200
+        assert intruder.request("GET", "api/contents/work").status_code == 403
+        tree = hub.lab_url(owner) + "tree"
+        assert_not_served(intruder.http.get(tree, allow_redirects=False, timeout=30))
+        assert_not_served(requests.get(tree, allow_redirects=False, timeout=30))
+        contents = requests.get(hub.lab_url(owner) + "api/contents/work", timeout=30)
+        assert contents.status_code == 403
+
+        client.shutdown_kernel(kernel)
+        wait_for(lambda: lab_kernels(owner)[0].ended_at is not None, "the kernel's end", hub)
+        other_client.shutdown_kernel(theirs)
+    finally:
+        for c in (client, intruder, other_client):
+            c.http.close()
+
+    [usage] = labs.usage_by_cohort([cohort])
+    assert usage.active == 2 and usage.learners == 2
+    assert usage.kernel_seconds > 0
+    assert [s.stopped_at for s in lab_servers(owner)] == [None]
+    labs.stop(owner)
+    assert not is_running(owner) and is_running(other)
+    [stopped] = lab_servers(owner)
+    assert stopped.stopped_at is not None and stopped.stop_reason == "stopped"
+
+
+CULL_ENV = {**HUB_ENV, "LMS_LAB_KERNELS": "1", "LMS_LAB_IDLE_MINUTES": "0.1"}  # 6 s
+
+
+@pytest.mark.parametrize("hub_env", [CULL_ENV], ids=["idle-6s"])
+def test_an_idle_lab_is_culled_and_its_files_outlive_it(app: Flask, hub: Hub) -> None:
+    owner = factories.learner(factories.cohort(factories.program()))
+    notebook = {
+        "cells": [{"cell_type": "markdown", "id": "kept", "metadata": {}, "source": "kept"}],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    assert labs.start(owner) is True
+    client = lab_client(app, hub, owner)
+    try:
+        client.save_notebook("kept.ipynb", notebook)
+        wait_for(lambda: not is_running(owner), "the idle lab to be culled", hub, timeout=45)
+        # The hub forgets the server first, then stops it and records why.
+        wait_for(lambda: lab_servers(owner)[0].stopped_at is not None, "the record", hub)
+        [culled] = lab_servers(owner)
+        assert culled.stopped_at is not None and culled.stop_reason == "idle"
+        assert hub.api("/servers")["servers"] == []
+
+        assert labs.start(owner) is True  # a new server, on the same workspace
+        assert client.notebook("kept.ipynb")["content"]["cells"][0]["source"] == "kept"
+    finally:
+        client.http.close()
+    assert [s.stop_reason for s in lab_servers(owner)] == ["idle", ""]
