@@ -450,7 +450,11 @@ class LabHub:
                 }
                 for lab in self.servers.values()
             ],
-            "kernels": {"lent": len(self.kernels), "size": self.pool_size},
+            "kernels": {
+                "lent": len(self.kernels),
+                "size": self.pool_size,
+                "warm": self.pool.warm_count if self.pool is not None else 0,
+            },
             "queue": len(self.queue),
         }
 
