@@ -411,9 +411,10 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
 
     from flask import current_app
 
+    from autograder.gpu import GpuSlots, nvidia_devices
     from autograder.pool import KernelPool
     from autograder.sandbox import SandboxPolicy, SandboxUnavailable
-    from lms.lab.hub import LabHub, Settings, make_proxy, serve
+    from lms.lab.hub import CPU, GPU, LabHub, Settings, make_proxy, serve
     from lms.services.labs import DatabaseRecorder
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -428,25 +429,42 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
         kernels=int(config["LAB_KERNELS"]),
         kernels_per_learner=int(config["LAB_KERNELS_PER_LEARNER"]),
         idle_seconds=float(config["LAB_IDLE_MINUTES"]) * 60,
+        gpu_idle_seconds=float(config["LAB_GPU_IDLE_MINUTES"]) * 60,
         gateway_url=str(config["KERNEL_GATEWAY_URL"]),
     )
-    settings.cull_every_seconds = max(1.0, min(60.0, settings.idle_seconds / 6))
+    shortest = min(settings.idle_seconds, settings.gpu_idle_seconds)
+    settings.cull_every_seconds = max(1.0, min(60.0, shortest / 6))
     recorder = DatabaseRecorder(app)
     recorder.all_stopped("hub restarted")
-    pool = None
+    pools: dict[str, KernelPool] = {}
     if not settings.gateway_url:
+        slots = GpuSlots.parse(str(config["GPU_SLOTS"]))
+        settings.gpu_devices = slots.devices
+        mode = str(config["SANDBOX"])
+        preload = [m.strip() for m in str(config["LAB_PRELOAD"]).split(",") if m.strip()]
         try:
-            pool = KernelPool(
+            pools[CPU] = KernelPool(
                 settings.kernels,
-                SandboxPolicy(mode=str(config["SANDBOX"])),
-                preload=[m.strip() for m in str(config["LAB_PRELOAD"]).split(",") if m.strip()],
+                SandboxPolicy(mode=mode),
+                preload=preload,
                 folder="lab",
                 unset_env=("NBGRADER_EXECUTION",),  # a lab is not an autograder run
             )
+            if slots.available:  # one sandbox per slot, with the GPU devices in it
+                pools[GPU] = KernelPool(
+                    len(slots.devices),
+                    SandboxPolicy(mode=mode, gpu_devices=nvidia_devices()),
+                    preload=preload,
+                    gpu=True,  # CUDA_VISIBLE_DEVICES="" until the hub gives it a slot
+                    folder="lab",
+                    unset_env=("NBGRADER_EXECUTION",),
+                )
         except SandboxUnavailable as e:
+            for pool in pools.values():
+                pool.close()
             _fail(str(e))
     api_port = urlsplit(str(config["LAB_HUB_URL"])).port or 8091
-    hub = LabHub(settings, pool, recorder, make_proxy(lms_url), api_port, api_host)
+    hub = LabHub(settings, pools, recorder, make_proxy(lms_url), api_port, api_host)
     click.echo(f"Lab hub: http://{host}:{port}/ (LMS at {lms_url}, API on {api_port})")
 
     async def main() -> None:
@@ -459,7 +477,7 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
     try:
         asyncio.run(main())
     finally:
-        if pool is not None:
+        for pool in pools.values():
             pool.close()
 
 

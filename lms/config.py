@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "LAB_KERNELS": 4,
     "LAB_KERNELS_PER_LEARNER": 2,
     "LAB_IDLE_MINUTES": 30,
+    # A GPU kernel idle this long is shut down, so its GPU slot goes to the next learner.
+    "LAB_GPU_IDLE_MINUTES": 10,
     # Modules a lab kernel has imported before the learner's first cell (comma-separated).
     "LAB_PRELOAD": "numpy,pandas,matplotlib.pyplot",
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},

@@ -25,6 +25,7 @@ import hmac
 import json
 import logging
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -45,8 +46,9 @@ from flask.sessions import SecureCookieSessionInterface
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from autograder.pool import Kernel, KernelPool
+from autograder.pool import Kernel, KernelPool, run_coroutine
 from lms.lab import kernels, server
+from lms.lab.client import LabClient, LabClientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +58,9 @@ SERVER_START_TIMEOUT = 60.0
 KERNEL_FILES_MAX = 500
 KERNEL_FILES_MAX_BYTES = 256 * 1024 * 1024
 SKIPPED_FOLDERS = {".ipynb_checkpoints", "__pycache__", ".git"}
+
+
+CPU, GPU = "cpu", "gpu"
 
 
 class HubError(Exception):
@@ -69,6 +74,7 @@ class Recorder(Protocol):
 
     def server_started(self, owner: int) -> None: ...
     def server_stopped(self, owner: int, reason: str) -> None: ...
+    def needs_gpu(self, folder: str) -> bool: ...
     def kernel_started(self, owner: int, folder: str) -> int: ...
     def kernel_stopped(self, usage: int) -> None: ...
     def all_stopped(self, reason: str) -> None: ...
@@ -86,6 +92,8 @@ class Settings:
     idle_seconds: float = 30 * 60
     cull_every_seconds: float = 60.0
     gateway_url: str = ""  # kernels from a Jupyter Kernel Gateway instead of the pool
+    gpu_devices: tuple[str, ...] = ()  # LMS_GPU_SLOTS: one entry per concurrent GPU kernel
+    gpu_idle_seconds: float = 10 * 60  # a GPU kernel idle this long gives its slot back
 
 
 def hub_token(secret_key: str) -> str:
@@ -129,13 +137,16 @@ class LentKernel:
     kernel: Kernel | None  # None while reserved, before the pool hands it over
     usage: int
     started_at: datetime
+    kind: str = CPU
+    device: str | None = None  # the GPU slot's device, for a GPU kernel
+    lab_kernel_id: str = ""  # the lab server's id of this kernel (to shut it down there)
 
 
 class LabHub:
     def __init__(
         self,
         settings: Settings,
-        pool: KernelPool | None,
+        pools: dict[str, KernelPool],
         recorder: Recorder,
         proxy: Any = None,
         api_port: int = 0,
@@ -144,13 +155,14 @@ class LabHub:
         self.settings = settings
         self.api_port = api_port  # where lab servers (on this host) reach the API
         self.api_host = api_host
-        self.pool = pool
+        self.pools = pools  # CPU kernels; GPU kernels (with the GPU devices) when slots exist
         self.recorder = recorder
         self.proxy = proxy
         self.token = hub_token(settings.secret_key)
         self.servers: dict[int, LabServer] = {}
         self.kernels: dict[str, LentKernel] = {}
-        self.queue: deque[int] = deque()  # owners waiting for a kernel, first first
+        # Per pool, the learners waiting for a kernel, first first.
+        self.queues: dict[str, deque[int]] = {kind: deque() for kind in pools}
         self._kernel_freed = asyncio.Condition()
         self.runtime = settings.data_dir / "labs"
         self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-hub")
@@ -293,47 +305,68 @@ class LabHub:
 
     # Kernels ---------------------------------------------------------------------------------
 
-    def queue_position(self, owner: int) -> int | None:
-        """1 for the first learner waiting for a kernel; None when not waiting."""
-        try:
-            return self.queue.index(owner) + 1
-        except ValueError:
-            return None
+    def queue_position(self, owner: int) -> tuple[int | None, str | None]:
+        """(1 for the first learner waiting, the pool waited for); (None, None) when not
+        waiting."""
+        for kind, waiting in self.queues.items():
+            if owner in waiting:
+                return waiting.index(owner) + 1, kind
+        return None, None
 
-    async def lend(self, owner: int, cwd: str, timeout: float = 600.0) -> LentKernel:
-        if self.pool is None:
+    def lent(self, kind: str | None = None, owner: int | None = None) -> list[LentKernel]:
+        return [
+            k
+            for k in self.kernels.values()
+            if (kind is None or k.kind == kind) and (owner is None or k.owner == owner)
+        ]
+
+    async def lend(
+        self, owner: int, cwd: str, lab_kernel_id: str = "", timeout: float = 600.0
+    ) -> LentKernel:
+        if not self.pools:
             raise HubError(501, "this hub lends no kernels (kernel gateway in use)")
         folder = self._kernel_folder(owner, cwd)
-        held = sum(1 for k in self.kernels.values() if k.owner == owner)
+        relative = folder.relative_to(Path(os.path.realpath(self.workspace(owner)))).as_posix()
+        kind = CPU
+        if GPU in self.pools and await self.blocking(self.recorder.needs_gpu, relative):
+            kind = GPU
+        held = len(self.lent(owner=owner))
         if held >= self.settings.kernels_per_learner:
             raise HubError(
                 429,
                 f"You already have {held} kernels running: shut one down "
                 "(Running tab or Kernel menu) to start another.",
             )
+        if kind == GPU and self.lent(GPU, owner):
+            raise HubError(429, "You already have a GPU kernel: shut it down to start another one.")
+        pool, waiting = self.pools[kind], self.queues[kind]
         reference, started = secrets.token_hex(8), datetime.now(UTC)
-        self.queue.append(owner)
+        waiting.append(owner)
         try:
             async with self._kernel_freed:
                 await asyncio.wait_for(
                     self._kernel_freed.wait_for(
-                        lambda: self.queue[0] == owner and len(self.kernels) < self.pool_size
+                        lambda: waiting[0] == owner and len(self.lent(kind)) < pool.size
                     ),
                     timeout,
                 )
                 # Reserved before the lock is let go: the next in the queue waits for another.
-                self.kernels[reference] = LentKernel(reference, owner, None, 0, started)
+                device = self._free_device() if kind == GPU else None
+                self.kernels[reference] = LentKernel(
+                    reference, owner, None, 0, started, kind, device, lab_kernel_id
+                )
         except TimeoutError:
             raise HubError(503, "no kernel became free in time: try again later") from None
         finally:
-            self.queue.remove(owner)
+            waiting.remove(owner)
             await self._notify()
-        pool = self.pool
         try:
             kernel = await self.blocking(pool.lend, 120.0)
             try:
                 files = await self.blocking(_folder_files, folder)
                 await self.blocking(kernel.put_files, pool.folder, files)
+                if device is not None:
+                    await self.blocking(_show_only_device, kernel, device)
             except BaseException:
                 pool.give_back(kernel)
                 raise
@@ -344,15 +377,22 @@ class LabHub:
         if reference not in self.kernels:  # the server stopped meanwhile
             pool.give_back(kernel)
             raise HubError(409, "the lab server stopped")
-        relative = folder.relative_to(Path(os.path.realpath(self.workspace(owner)))).as_posix()
         usage = await self.blocking(self.recorder.kernel_started, owner, relative)
-        lent = LentKernel(reference, owner, kernel, usage, started)
+        lent = LentKernel(reference, owner, kernel, usage, started, kind, device, lab_kernel_id)
         self.kernels[reference] = lent
         return lent
 
-    @property
-    def pool_size(self) -> int:
-        return self.pool.size if self.pool is not None else 0
+    def _free_device(self) -> str:
+        """A GPU slot no lent kernel holds (there is one: the pool is as big as the slots)."""
+        devices = list(self.settings.gpu_devices)
+        for held in self.lent(GPU):
+            if held.device in devices:
+                devices.remove(held.device)
+        return devices[0]
+
+    def pool_size(self, kind: str = CPU) -> int:
+        pool = self.pools.get(kind)
+        return pool.size if pool is not None else 0
 
     def _kernel_folder(self, owner: int, cwd: str) -> Path:
         """The folder (in the owner's workspace) whose files the kernel gets."""
@@ -366,8 +406,8 @@ class LabHub:
         lent = self.kernels.pop(reference, None)
         if lent is None:
             return False
-        if lent.kernel is not None and self.pool is not None:
-            self.pool.give_back(lent.kernel)
+        if lent.kernel is not None:
+            self.pools[lent.kind].give_back(lent.kernel)
             await self.blocking(self.recorder.kernel_stopped, lent.usage)
         await self._notify()
         return True
@@ -427,6 +467,36 @@ class LabHub:
             if (now - last).total_seconds() >= limit:
                 await self.stop_server(owner, "idle")
                 culled.append(owner)
+        await self.cull_gpu_kernels(now)
+        return culled
+
+    async def cull_gpu_kernels(self, now: datetime) -> list[str]:
+        """Shut down GPU kernels idle longer than the GPU idle time, through their lab server
+        (which then knows the kernel is gone): the slot goes to the next learner waiting."""
+        culled = []
+        for lent in self.lent(GPU):
+            lab = self.servers.get(lent.owner)
+            if lab is None or not lent.lab_kernel_id:
+                continue
+            client = LabClient(
+                lab.target + server.base_url(lab.owner),
+                {self.settings.session_cookie: self.owner_cookie(lab.owner).split("=", 1)[1]},
+                timeout=10,
+            )
+            try:
+                models = await self.blocking(client.api, "GET", "api/kernels")
+                model = next((m for m in models if m["id"] == lent.lab_kernel_id), None)
+                if model is None or model.get("execution_state") == "busy":
+                    continue
+                stamp = datetime.fromisoformat(model["last_activity"].replace("Z", "+00:00"))
+                if (now - stamp).total_seconds() < self.settings.gpu_idle_seconds:
+                    continue
+                await self.blocking(client.shutdown_kernel, lent.lab_kernel_id)
+            except (LabClientError, OSError, ValueError, KeyError):
+                log.warning("could not ask learner %s's lab about its GPU kernel", lent.owner)
+                continue
+            log.info("GPU kernel of learner %s idle: shut down, slot freed", lent.owner)
+            culled.append(lent.lab_kernel_id)
         return culled
 
     async def cull_forever(self) -> None:
@@ -446,28 +516,57 @@ class LabHub:
                     "owner": lab.owner,
                     "started_at": lab.started_at.isoformat(),
                     "last_activity": (lab.last_activity or lab.started_at).isoformat(),
-                    "kernels": sum(1 for k in self.kernels.values() if k.owner == lab.owner),
+                    "kernels": len(self.lent(owner=lab.owner)),
                 }
                 for lab in self.servers.values()
             ],
             "kernels": {
-                "lent": len(self.kernels),
-                "size": self.pool_size,
-                "warm": self.pool.warm_count if self.pool is not None else 0,
+                "lent": len(self.lent(CPU)),
+                "size": self.pool_size(CPU),
+                "warm": self.pools[CPU].warm_count if CPU in self.pools else 0,
             },
-            "queue": len(self.queue),
+            "gpu_kernels": {"lent": len(self.lent(GPU)), "size": self.pool_size(GPU)},
+            "queue": sum(len(waiting) for waiting in self.queues.values()),
         }
 
     def describe_owner(self, owner: int) -> dict[str, Any]:
         lab = self.servers.get(owner)
+        place, kind = self.queue_position(owner)
         return {
             "running": lab is not None and lab.ready.is_set() and lab.failed is None,
             "url": server.base_url(owner),
-            "kernels": sum(1 for k in self.kernels.values() if k.owner == owner),
-            "queue_position": self.queue_position(owner),
-            "kernels_lent": len(self.kernels),
-            "kernels_size": self.pool_size,
+            "kernels": len(self.lent(owner=owner)),
+            "queue_position": place,
+            "queue": kind,  # "cpu" or "gpu": which kernels the learner waits for
         }
+
+
+def _show_only_device(kernel: Kernel, device: str) -> None:
+    """Point the kernel at its GPU slot before the learner's first cell: CUDA reads
+    CUDA_VISIBLE_DEVICES when it starts in the process, which nothing has made it do yet."""
+    code = f"import os as _os; _os.environ['CUDA_VISIBLE_DEVICES'] = {device!r}; del _os"
+
+    async def run() -> None:
+        client = kernel.client()
+        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        try:
+            msg_id = client.execute(code, silent=True, store_history=False)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    reply = await client.get_shell_msg(timeout=1.0)
+                except queue.Empty:
+                    continue
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    if reply["content"].get("status") != "ok":
+                        raise HubError(500, "the GPU kernel could not be set up")
+                    return
+            raise HubError(504, "the GPU kernel did not answer")
+        finally:
+            client.stop_channels()
+            kernel.close_context()
+
+    run_coroutine(run())
 
 
 def _folder_files(folder: Path) -> dict[str, bytes]:
@@ -558,7 +657,9 @@ class KernelsHandler(ApiHandler):
     async def post(self) -> None:
         body = self.body()
         try:
-            lent = await self.hub.lend(int(body["owner"]), str(body.get("cwd", "")))
+            lent = await self.hub.lend(
+                int(body["owner"]), str(body.get("cwd", "")), str(body.get("kernel_id", ""))
+            )
         except HubError as e:
             raise _fail(e) from e
         except (KeyError, ValueError):

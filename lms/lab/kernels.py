@@ -85,7 +85,11 @@ class HubKernelProvisioner(KernelProvisionerBase):
         return result
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        body = {"owner": os.environ[OWNER_ENV], "cwd": str(kwargs.get("cwd") or "")}
+        body = {
+            "owner": os.environ[OWNER_ENV],
+            "cwd": str(kwargs.get("cwd") or ""),
+            "kernel_id": self.kernel_id,  # the server's id: the hub may shut it down by it
+        }
         try:
             lent = await hub_request("POST", "/kernels", body, timeout=LEND_TIMEOUT)
         except HubError as e:

@@ -12,6 +12,7 @@ import secrets
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     jsonify,
     make_response,
@@ -25,6 +26,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from lms import reports
+from lms.extensions import csrf
 from lms.learner.forms import LabSubmitForm, ResetForm
 from lms.learner.routes import (
     _cohort_course,
@@ -85,6 +87,7 @@ def lab(cohort_slug: str, course_slug: str, assignment_slug: str) -> ResponseRet
             frame_url=labs.notebook_url(current_user, workspace, notebook),
             submit_form=submit_form,
             back=_back(cohort, course, row),
+            gpu_idle_minutes=current_app.config["LAB_GPU_IDLE_MINUTES"],
         )
     )
     response.headers["Cache-Control"] = "no-store"
@@ -163,6 +166,9 @@ def lab_status() -> ResponseReturnValue:
 # A lab that is not running: the proxy sends its URLs to the LMS ---------------------------------
 
 stopped_bp = Blueprint("lab_stopped", __name__)
+# The notebook front end's saves (PUT .../api/contents) carry no LMS form token; these routes
+# change nothing, and without this they would get the CSRF error page instead of their 503.
+csrf.exempt(stopped_bp)
 
 
 @stopped_bp.route("/lab/<int:owner>/", defaults={"rest": ""}, methods=["GET", "POST", "PUT"])

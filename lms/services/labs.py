@@ -132,18 +132,28 @@ class DatabaseRecorder:
             sa.update(LabServer).where(*where).values(stopped_at=utcnow(), stop_reason=reason)
         )
 
+    def _assignment(self, folder: str) -> tuple[int, bool] | None:
+        """(id, gpu) of the assignment of a workspace folder: "<course>/<assignment>/..."."""
+        parts = folder.split("/")
+        if len(parts) < 2:
+            return None
+        found = db.session.execute(
+            sa.select(Assignment.id, Assignment.gpu)
+            .join(Assignment.course)
+            .where(Course.slug == parts[0], Assignment.slug == parts[1])
+        ).first()
+        return (found[0], found[1]) if found is not None else None
+
+    def needs_gpu(self, folder: str) -> bool:
+        with self.app.app_context():
+            found = self._assignment(folder)
+            return found is not None and found[1]
+
     def kernel_started(self, owner: int, folder: str) -> int:
         """A kernel lent for the workspace folder "<course>/<assignment>/..."."""
         with self.app.app_context():
-            parts = folder.split("/")
-            assignment_id = None
-            if len(parts) >= 2:
-                assignment_id = db.session.scalar(
-                    sa.select(Assignment.id)
-                    .join(Assignment.course)
-                    .where(Course.slug == parts[0], Assignment.slug == parts[1])
-                )
-            usage = LabKernel(user_id=owner, assignment_id=assignment_id)
+            found = self._assignment(folder)
+            usage = LabKernel(user_id=owner, assignment_id=found[0] if found else None)
             db.session.add(usage)
             db.session.commit()
             return usage.id

@@ -71,7 +71,8 @@ def open_workspace(user: User, assignment: Assignment) -> Workspace:
 
 def reset(user: User, assignment: Assignment, notebook: str, now: datetime | None = None) -> Path:
     """Put the released notebook back in the learner's folder. Their copy is kept beside it,
-    renamed "<name>.before-reset-<UTC time>.ipynb"; returns that path."""
+    renamed "<name>.before-reset-<UTC time>.ipynb" ("...-2.ipynb" if that name is taken);
+    returns that path."""
     workspace = open_workspace(user, assignment)
     if notebook not in workspace.notebooks:
         raise WorkspaceError(_("%(name)s is not a notebook of this assignment.", name=notebook))
@@ -80,6 +81,10 @@ def reset(user: User, assignment: Assignment, notebook: str, now: datetime | Non
     current = workspace.folder / notebook
     stamp = (now or utcnow()).strftime("%Y%m%d-%H%M%S")
     kept = current.with_name(f"{current.stem}.before-reset-{stamp}.ipynb")
+    taken = 1
+    while os.path.lexists(kept):  # reset again within the second: never over the first copy
+        taken += 1
+        kept = current.with_name(f"{current.stem}.before-reset-{stamp}-{taken}.ipynb")
     if os.path.lexists(current):
         os.replace(current, kept)  # a link is renamed as the link, never followed
     given = Path(current_app.config["DATA_DIR"]) / release.path / notebook

@@ -1,5 +1,5 @@
-/* The lab page: while the learner's kernel waits for a free one, say their place in the
-   queue (the hub's answer, from status.json every 2 s while the tab is visible). */
+/* The lab page: while the learner's kernel waits for a free one (or a free GPU), say their
+   place in the queue (the hub's answer, from status.json every 2 s while the tab is visible). */
 (function () {
   "use strict";
   var root = document.querySelector("[data-status-url]");
@@ -27,7 +27,8 @@
         if (state.unavailable) {
           show(line.getAttribute("data-label-unavailable"));
         } else if (state.queue_position) {
-          show(line.getAttribute("data-label-waiting").replace("{place}", state.queue_position));
+          var label = state.queue === "gpu" ? "data-label-waiting-gpu" : "data-label-waiting";
+          show(line.getAttribute(label).replace("{place}", state.queue_position));
         } else {
           show("");
         }

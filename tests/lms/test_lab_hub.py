@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +28,7 @@ from flask.sessions import SecureCookieSessionInterface
 from lms.extensions import db
 from lms.lab.client import LabClient, LabClientError
 from lms.lab.hub import hub_token
-from lms.models import LabKernel, LabServer, User
+from lms.models import Assignment, LabKernel, LabServer, User
 from lms.services import labs
 from tests import factories
 
@@ -271,7 +272,7 @@ def test_a_lab_runs_sandboxed_kernels_records_them_and_admits_only_its_owner(
         }
         [used] = lab_kernels(owner)
         assert used.ended_at is None
-        assert labs.state(owner) == {**state, "kernels": 1, "kernels_lent": 1}
+        assert labs.state(owner) == {**state, "kernels": 1}
 
         # One kernel per learner: the second is refused with the hub's reason...
         with pytest.raises(LabClientError) as refused:
@@ -337,3 +338,75 @@ def test_an_idle_lab_is_culled_and_its_files_outlive_it(app: Flask, hub: Hub) ->
     finally:
         client.http.close()
     assert [s.stop_reason for s in lab_servers(owner)] == ["idle", ""]
+
+
+# One GPU slot (no GPU on this machine: the slot's name is what the kernel is shown), GPU
+# kernels given back after 6 s idle, one CPU kernel per learner beside it.
+GPU_ENV = {
+    **HUB_ENV,
+    "LMS_LAB_KERNELS_PER_LEARNER": "2",
+    "LMS_GPU_SLOTS": "gpu-slot-a",
+    "LMS_LAB_GPU_IDLE_MINUTES": "0.1",
+}
+
+
+@pytest.mark.parametrize("hub_env", [GPU_ENV], ids=["one-gpu-slot"])
+def test_a_gpu_slot_is_held_while_used_and_the_next_learner_waits_in_line(
+    app: Flask, hub: Hub
+) -> None:
+    cohort = factories.cohort(factories.program())
+    first, second = (
+        factories.learner(cohort, "first@test.org"),
+        factories.learner(cohort, "second@test.org"),
+    )
+    course = factories.course("deep-learning", "Deep learning")
+    db.session.add(
+        Assignment(
+            course=course,
+            slug="cnn",
+            title="CNN",
+            points=10,
+            pass_mark=5,
+            gpu=True,
+            content_hash="x",
+        )
+    )
+    db.session.commit()
+    for learner in (first, second):
+        (
+            Path(app.config["DATA_DIR"]) / "workspaces" / str(learner.id) / "deep-learning" / "cnn"
+        ).mkdir(parents=True)
+        labs.start(learner)
+    show_device = "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES'))"
+    a, b = lab_client(app, hub, first), lab_client(app, hub, second)
+    try:
+        gpu_kernel = a.start_kernel("deep-learning/cnn")
+        assert a.execute(gpu_kernel, show_device) == "gpu-slot-a\n"
+        cpu_kernel = a.start_kernel("")  # not a GPU assignment's folder: the CPU pool
+        assert a.execute(cpu_kernel, show_device) == "None\n"
+
+        # The second learner waits for the slot, and the hub says where in the line.
+        waiting: dict[str, str] = {}
+        thread = threading.Thread(
+            target=lambda: waiting.update(id=b.start_kernel("deep-learning/cnn")), daemon=True
+        )
+        thread.start()
+        wait_for(
+            lambda: (labs.state(second) or {}).get("queue_position") == 1,
+            "the second learner's place in the GPU queue",
+            hub,
+        )
+        assert (labs.state(second) or {})["queue"] == "gpu"
+        busy = a.execute(gpu_kernel, "import time; time.sleep(8); print('done')", timeout=30)
+        assert busy == "done\n"  # a busy kernel keeps its slot past the idle time
+        assert (labs.state(second) or {})["queue_position"] == 1
+
+        # Idle, the first learner's GPU kernel is shut down and the slot passes on.
+        thread.join(timeout=60)
+        assert "id" in waiting, f"the GPU slot was not passed on:\n{hub.log_tail()}"
+        assert b.execute(waiting["id"], show_device) == "gpu-slot-a\n"
+        running = [k["id"] for k in a.api("GET", "api/kernels")]
+        assert gpu_kernel not in running and cpu_kernel in running
+    finally:
+        a.http.close()
+        b.http.close()
