@@ -431,6 +431,7 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
         idle_seconds=float(config["LAB_IDLE_MINUTES"]) * 60,
         gpu_idle_seconds=float(config["LAB_GPU_IDLE_MINUTES"]) * 60,
         gateway_url=str(config["KERNEL_GATEWAY_URL"]),
+        gateway_token=str(config["KERNEL_GATEWAY_TOKEN"]),
     )
     shortest = min(settings.idle_seconds, settings.gpu_idle_seconds)
     settings.cull_every_seconds = max(1.0, min(60.0, shortest / 6))

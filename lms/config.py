@@ -20,7 +20,10 @@ DEFAULTS: dict[str, Any] = {
     "COURSES_DIR": None,  # default: courses/ beside lms/
     "GPU_SLOTS": "",
     "KERNEL_POOL_SIZE": 2,
+    # Labs' kernels from a Jupyter Kernel Gateway (its KG_AUTH_TOKEN, if any) instead of the
+    # lab hub's sandbox pool. The gateway must list kernels (KG_LIST_KERNELS=True).
     "KERNEL_GATEWAY_URL": "",
+    "KERNEL_GATEWAY_TOKEN": "",
     "SANDBOX": "bwrap",
     "CELL_TIMEOUT": 30,
     "NOTEBOOK_TIMEOUT": 300,

@@ -92,6 +92,7 @@ class Settings:
     idle_seconds: float = 30 * 60
     cull_every_seconds: float = 60.0
     gateway_url: str = ""  # kernels from a Jupyter Kernel Gateway instead of the pool
+    gateway_token: str = ""  # the gateway's KG_AUTH_TOKEN, if it has one
     gpu_devices: tuple[str, ...] = ()  # LMS_GPU_SLOTS: one entry per concurrent GPU kernel
     gpu_idle_seconds: float = 10 * 60  # a GPU kernel idle this long gives its slot back
 
@@ -239,6 +240,9 @@ class LabHub:
             kernels.HUB_TOKEN_ENV: self.token,
             kernels.OWNER_ENV: str(owner),
         }
+        if self.settings.gateway_url and self.settings.gateway_token:
+            # jupyter-server's gateway client reads it there: never on a command line.
+            env["JUPYTER_GATEWAY_AUTH_TOKEN"] = self.settings.gateway_token
         log_file = open(private / "server.log", "ab")  # noqa: SIM115 - the child keeps it
         try:
             process = subprocess.Popen(
@@ -252,7 +256,28 @@ class LabHub:
             )
         finally:
             log_file.close()
+        (private / "server.pid").write_text(str(process.pid))
         return LabServer(owner, port, process, datetime.now(UTC))
+
+    def stop_orphans(self) -> list[int]:
+        """Stop the lab servers a previous hub left running (it was killed, not stopped):
+        each server's pid file names it; its command line must name its own folder."""
+        stopped = []
+        for pid_file in sorted(self.runtime.glob("*/server.pid")):
+            try:
+                pid = int(pid_file.read_text())
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except (OSError, ValueError):
+                pid_file.unlink(missing_ok=True)
+                continue
+            if str(pid_file.parent) in command:
+                try:
+                    os.killpg(pid, signal.SIGTERM)  # its own session: the server and children
+                    stopped.append(pid)
+                except OSError:
+                    pass
+            pid_file.unlink(missing_ok=True)
+        return stopped
 
     async def _wait_until_serving(self, lab: LabServer) -> None:
         url = f"{lab.target}{server.base_url(lab.owner)}api"
@@ -729,6 +754,9 @@ def make_proxy(lms_url: str) -> Any:
 
 async def serve(hub: LabHub, public: tuple[str, int], stop: asyncio.Event) -> None:
     """Serve the proxy and the API until `stop` is set; then stop every lab server."""
+    orphans = hub.stop_orphans()
+    if orphans:
+        log.warning("stopped %d lab servers a previous hub left running", len(orphans))
     api_server = api_app(hub).listen(hub.api_port, hub.api_host)
     public_server = None
     if hub.proxy is not None:

@@ -119,22 +119,20 @@ def _lab_processes(marker: str) -> list[int]:
     return found
 
 
-@pytest.fixture
-def hub(app: Flask, tmp_path: Path, hub_env: dict[str, str]) -> Iterator[Hub]:
-    """`flask lms labs` on the test's database and data folder; stopped (SIGTERM, as in
-    production) at the end, with whatever it left killed."""
+def launch_hub(app: Flask, tmp_path: Path, hub_env: dict[str, str], name: str = "hub") -> Hub:
+    """Start `flask lms labs` on the test's database and data folder; its API answers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
     for key in ("DATABASE_URL", "QUEUE_URL", "DATA_DIR", "COURSES_DIR", "SECRET_KEY"):
         env[f"LMS_{key}"] = str(app.config[key])
     env.update(hub_env)
     env.update(
         LMS_LAB_HUB_URL=str(app.config["LAB_HUB_URL"]),
-        LMS_INSTANCE_PATH=str(tmp_path / "hub-instance"),
+        LMS_INSTANCE_PATH=str(tmp_path / f"{name}-instance"),
         FLASK_APP="wsgi",
     )
     port = free_port()
     lms_url = f"http://127.0.0.1:{free_port()}"  # no LMS runs there: the labs are tested
-    log = tmp_path / "hub.log"
+    log = tmp_path / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "flask", "lms", "labs", "--port", str(port)]
@@ -153,27 +151,41 @@ def hub(app: Flask, tmp_path: Path, hub_env: dict[str, str]) -> Iterator[Hub]:
         process,
         log,
     )
+    deadline = time.monotonic() + HUB_START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the lab hub exited ({process.returncode}):\n{hub.log_tail()}")
+        if time.monotonic() > deadline:
+            stop_hub(hub)
+            pytest.fail(f"the lab hub's API did not answer in time:\n{hub.log_tail()}")
+        try:
+            hub.api("/servers")
+            return hub
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+
+
+def stop_hub(hub: Hub) -> None:
+    if hub.process.poll() is None:
+        hub.process.send_signal(signal.SIGTERM)  # stops its lab servers, closes its pool
+        try:
+            hub.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(hub.process.pid, signal.SIGKILL)
+            hub.process.wait()
+
+
+@pytest.fixture
+def hub(app: Flask, tmp_path: Path, hub_env: dict[str, str]) -> Iterator[Hub]:
+    """The hub, stopped (SIGTERM, as in production) at the end, with whatever it left
+    killed."""
+    started: list[Hub] = []
     try:
-        deadline = time.monotonic() + HUB_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the lab hub exited ({process.returncode}):\n{hub.log_tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the lab hub's API did not answer in time:\n{hub.log_tail()}")
-            try:
-                hub.api("/servers")
-                break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
-        yield hub
+        started.append(launch_hub(app, tmp_path, hub_env))
+        yield started[0]
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # stops its lab servers, closes its pool
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        for running in started:
+            stop_hub(running)
         for pid in _lab_processes(str(Path(app.config["DATA_DIR"]) / "labs")):
             try:
                 os.killpg(pid, signal.SIGKILL)  # a lab server the hub failed to stop
@@ -410,3 +422,23 @@ def test_a_gpu_slot_is_held_while_used_and_the_next_learner_waits_in_line(
     finally:
         a.http.close()
         b.http.close()
+
+
+def test_a_new_hub_stops_the_lab_servers_a_killed_one_left_running(
+    app: Flask, hub: Hub, tmp_path: Path
+) -> None:
+    owner = factories.learner(factories.cohort(factories.program()))
+    assert labs.start(owner) is True
+    pid = int((Path(app.config["DATA_DIR"]) / "labs" / str(owner.id) / "server.pid").read_text())
+    os.killpg(hub.process.pid, signal.SIGKILL)  # the hub dies without stopping anything
+    hub.process.wait()
+    assert Path(f"/proc/{pid}").exists(), "its lab server outlived it"
+
+    second = launch_hub(app, tmp_path, HUB_ENV, name="second-hub")
+    try:
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the orphan to be stopped", second)
+        [closed] = lab_servers(owner)
+        assert closed.stop_reason == "hub restarted"
+        assert labs.start(owner) is True  # and the learner's lab starts afresh
+    finally:
+        stop_hub(second)
