@@ -1,4 +1,5 @@
-# One image for the web process (and, once the grading service lands, the queue worker).
+# One image for the web process, the queue worker (`flask lms worker`) and the lab hub
+# (`labs`: the public entry point, proxying to web and to the learners' lab servers).
 # It mirrors the Makefile: install requirements, compile translations, migrate, run gunicorn.
 FROM python:3.11-slim
 
