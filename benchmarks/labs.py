@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import requests
 from jupyter_client.manager import start_new_kernel
 
 from lms.lab.client import LabClient
-from lms.lab.hub import hub_token
+from lms.lab.hub import free_port, hub_token
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path("/tmp/lms-bench-labs")
@@ -41,12 +40,6 @@ COURSE = "python-numpy-for-ai"
 COHORT = "gwangju-ai-school-autumn"
 ASSIGNMENT = "traffic-linear-algebra"
 SECRET = "bench-labs-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def environment(hub_api: int) -> dict[str, str]:

@@ -36,13 +36,7 @@ def home() -> ResponseReturnValue:
 @bp.get("/courses/<slug>")
 def course(slug: str) -> ResponseReturnValue:
     found = _my_course(slug)
-    cohorts = db.session.scalars(
-        sa.select(Cohort)
-        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
-        .where(cohort_courses.c.course_id == found.id)
-        .options(selectinload(Cohort.program))
-        .order_by(Cohort.starts_on.desc())
-    ).all()
+    cohorts = _cohorts_taking(found)
     assignments = db.session.scalars(
         sa.select(Assignment)
         .where(Assignment.course_id == found.id)
@@ -58,17 +52,24 @@ def course(slug: str) -> ResponseReturnValue:
 def course_labs(slug: str) -> ResponseReturnValue:
     """Labs open now and kernel minutes, per cohort taking the course."""
     found = _my_course(slug)
-    cohorts = db.session.scalars(
-        sa.select(Cohort)
-        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
-        .where(cohort_courses.c.course_id == found.id)
-        .order_by(Cohort.starts_on.desc())
-    ).all()
     return render_template(
         "labs/overview.html",
         name=found.title,
         back=url_for(".course", slug=found.slug),
-        **labs.overview(list(cohorts)),
+        **labs.overview(_cohorts_taking(found)),
+    )
+
+
+def _cohorts_taking(course: Course) -> list[Cohort]:
+    """The cohorts whose program includes the course, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Cohort)
+            .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
+            .where(cohort_courses.c.course_id == course.id)
+            .options(selectinload(Cohort.program))
+            .order_by(Cohort.starts_on.desc())
+        )
     )
 
 

@@ -11,7 +11,7 @@
   LMS_LAB_KERNELS_PER_LEARNER per learner; a learner beyond the pool waits in a queue whose
   place the lab page shows. The folder of the notebook is copied into the kernel's sandbox.
 - **API.** Lab servers and the LMS speak to the hub on a private port with a token derived
-  from the LMS secret key (lms.lab.client).
+  from the LMS secret key (lms.services.labs on the LMS side, lms.lab.kernels in lab servers).
 
 It is started by `flask lms labs` (make run does); what it does is recorded through a
 Recorder (lms.services.labs), which the LMS pages read.
@@ -27,7 +27,6 @@ import logging
 import os
 import queue
 import secrets
-import shutil
 import signal
 import socket
 import stat
@@ -37,18 +36,17 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from autograder.pool import Kernel, KernelPool, run_coroutine
 from lms.lab import kernels, server
 from lms.lab.client import LabClient, LabClientError
+from lms.lab.identity import session_serializer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,14 +98,6 @@ class Settings:
 def hub_token(secret_key: str) -> str:
     """The token of the hub's API: derived from the LMS secret, so the LMS needs no other."""
     return hmac.new(secret_key.encode(), b"lms-lab-hub", "sha256").hexdigest()
-
-
-def session_signer(secret_key: str, max_age: int) -> Any:
-    """Flask's session serializer for this secret (the hub asks lab servers as their owner)."""
-    signer = Flask("lms-lab-hub")
-    signer.secret_key = secret_key
-    signer.permanent_session_lifetime = timedelta(seconds=max_age)
-    return SecureCookieSessionInterface().get_signing_serializer(signer)
 
 
 def free_port() -> int:
@@ -167,7 +157,7 @@ class LabHub:
         self._kernel_freed = asyncio.Condition()
         self.runtime = settings.data_dir / "labs"
         self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-hub")
-        self._signer = session_signer(settings.secret_key, settings.session_max_age)
+        self._signer = session_serializer(settings.secret_key, settings.session_max_age)
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
@@ -771,4 +761,3 @@ async def serve(hub: LabHub, public: tuple[str, int], stop: asyncio.Event) -> No
         await hub.stop_all("hub stopped")
         api_server.stop()
         hub._threads.shutdown(wait=False)
-        shutil.rmtree(hub.runtime / ".tmp", ignore_errors=True)

@@ -21,12 +21,23 @@ from typing import Any
 
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import BadSignature
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jupyter_server.auth.identity import IdentityProvider, User
 from tornado import web
 from traitlets import Int, Unicode
 
 SECRET_ENV = "LMS_LAB_SECRET_KEY"
+
+
+def session_serializer(secret_key: str, max_age_seconds: int) -> URLSafeTimedSerializer:
+    """Flask's serializer of the LMS session cookie, for this secret (no LMS app needed)."""
+    signer = Flask("lms-lab")
+    signer.secret_key = secret_key
+    signer.permanent_session_lifetime = timedelta(seconds=max_age_seconds)
+    serializer = SecureCookieSessionInterface().get_signing_serializer(signer)
+    if serializer is None:
+        raise ValueError("no session serializer")
+    return serializer
 
 
 class LmsIdentityProvider(IdentityProvider):
@@ -43,13 +54,7 @@ class LmsIdentityProvider(IdentityProvider):
         secret = os.environ.get(SECRET_ENV, "")
         if not secret or not self.owner:
             raise ValueError(f"a lab server needs {SECRET_ENV} and LmsIdentityProvider.owner")
-        signer = Flask("lms-lab")
-        signer.secret_key = secret
-        signer.permanent_session_lifetime = timedelta(seconds=self.max_age_seconds)
-        serializer = SecureCookieSessionInterface().get_signing_serializer(signer)
-        if serializer is None:
-            raise ValueError("no session serializer")
-        self._serializer = serializer
+        self._serializer = session_serializer(secret, self.max_age_seconds)
 
     @property
     def login_available(self) -> bool:

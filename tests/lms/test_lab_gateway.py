@@ -22,9 +22,10 @@ from flask.sessions import SecureCookieSessionInterface
 
 from lms.lab import server
 from lms.lab.client import LabClient
+from lms.lab.hub import free_port
 from lms.lab.kernels import SandboxKernelSpecManager
 from tests import factories
-from tests.lms.test_lab_identity import free_port, status
+from tests.lms.test_lab_identity import status
 
 REPO = Path(__file__).resolve().parents[2]
 # A kernel spec only the gateway has: the lab offering it shows its specs are the gateway's.

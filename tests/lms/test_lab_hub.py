@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from lms.extensions import db
 from lms.lab.client import LabClient, LabClientError
-from lms.lab.hub import hub_token
+from lms.lab.hub import free_port, hub_token
 from lms.models import Assignment, LabKernel, LabServer, User
 from lms.services import labs
 from tests import factories
@@ -61,12 +60,6 @@ print(json.dumps({{
     "network": network,
 }}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -5,7 +5,6 @@ session opens it; another learner's session, no session, a token or a forged coo
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -18,16 +17,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from lms.lab import server
+from lms.lab.hub import free_port
 from tests import factories
 from tests.conftest import PASSWORD, Auth
 
 EMPTY_NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def status(url: str, cookie: str | None = None) -> int:

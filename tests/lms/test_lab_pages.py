@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient
 
 from lms.extensions import db
-from lms.lab.hub import hub_token
+from lms.lab.hub import free_port, hub_token
 from lms.models import LabKernel, LabServer, Submission, User, utcnow
 from lms.services import labs, workspaces
 from tests import factories, grading_world
@@ -36,15 +35,9 @@ SUBMISSION_URL_RE = re.compile(r"/learn/submissions/(\d+)$")
 KEPT_RE = re.compile(r"double-it\.before-reset-\d{8}-\d{6}\.ipynb")
 
 
-def free_port() -> int:
-    """A port nobody listens on (bound, then let go): the hub is down there."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    # A port nobody listens on (bound, then let go): the hub is down there.
     app_config["LAB_HUB_URL"] = f"http://127.0.0.1:{free_port()}"
     return app_config
 
