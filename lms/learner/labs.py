@@ -181,7 +181,16 @@ def stopped(owner: int, rest: str) -> ResponseReturnValue:
         abort(404)
     if rest.startswith("api/") or request.method != "GET":
         return jsonify({"message": _("Your lab was stopped. Open it again from the LMS.")}), 503
-    return render_template("learner/lab_stopped.html", reopen=_reopen_url(rest)), 503
+    response = make_response(
+        render_template("learner/lab_stopped.html", reopen=_reopen_url(rest)), 503
+    )
+    # Shown where the lab was: inside the lab page's frame too (same site only).
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+    )
+    return response
 
 
 def _reopen_url(rest: str) -> str | None:

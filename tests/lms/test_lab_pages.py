@@ -394,6 +394,10 @@ def test_a_stopped_labs_urls_tell_its_owner_how_to_reopen_it_and_nobody_else_any
     assert page.status_code == 503
     assert "<h1>Your lab is stopped</h1>" in html
     assert f'href="{lab_url(world)}" target="_top">Open the lab again</a>' in html
+    # It shows in the lab page's frame, where the lab was (every other LMS page refuses frames).
+    assert page.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in page.headers["Content-Security-Policy"]
+    assert client.get("/learn/").headers["X-Frame-Options"] == "DENY"
     # A stale URL naming no assignment of the learner's: back to their home instead.
     for path in (f"/lab/{owner.id}/", f"/lab/{owner.id}/notebooks/other-course/x/{NOTEBOOK}"):
         page = client.get(path)
