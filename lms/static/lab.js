@@ -1,7 +1,18 @@
-/* The lab page: while the learner's kernel waits for a free one (or a free GPU), say their
-   place in the queue (the hub's answer, from status.json every 2 s while the tab is visible). */
+/* Labs. The assignment page: a note while "Open lab" starts the learner's lab server. The lab
+   page: while the learner's kernel waits for a free one (or a free GPU), their place in the
+   queue (the hub's answer, from status.json every 2 s while the tab is visible). */
 (function () {
   "use strict";
+  // The assignment page: "Open lab" may take a few seconds (a new lab server): say so.
+  var opener = document.querySelector("[data-lab-open]");
+  var starting = document.querySelector("[data-lab-starting]");
+  if (opener && starting) {
+    opener.addEventListener("click", function () {
+      starting.hidden = false;
+      opener.setAttribute("aria-busy", "true");
+    });
+  }
+
   var root = document.querySelector("[data-status-url]");
   var line = root && root.querySelector("[data-queue]");
   if (!line || !window.fetch) {

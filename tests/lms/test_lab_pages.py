@@ -91,7 +91,7 @@ def test_opening_the_lab_with_the_hub_down_makes_the_workspace_and_says_so(
     auth.login(learner.email)
 
     page = client.get(assignment_url(world)).get_data(as_text=True)
-    assert f'<a class="button primary" href="{lab_url(world)}">Open lab</a>' in page
+    assert f'<a class="button primary" data-lab-open href="{lab_url(world)}">Open lab</a>' in page
     assert "Submit saved notebooks" not in page and f'action="{lab_url(world)}/submit"' not in page
     assert not folder.exists()
 
@@ -103,7 +103,7 @@ def test_opening_the_lab_with_the_hub_down_makes_the_workspace_and_says_so(
     # The workspace was made from the release before the hub was asked.
     assert (folder / NOTEBOOK).read_bytes() == release_bytes(world)
     # Now that the lab folder exists, its notebooks can be submitted from this page.
-    assert f'<a class="button primary" href="{lab_url(world)}">Open lab</a>' in page
+    assert f'<a class="button primary" data-lab-open href="{lab_url(world)}">Open lab</a>' in page
     assert 'value="Submit saved notebooks"' in page
     lab_form_key(page, world)
     # The error is said once, not again on the next page.
