@@ -31,8 +31,9 @@ from pathlib import Path
 import requests
 from jupyter_client.manager import start_new_kernel
 
+from lms.lab import hub_token
 from lms.lab.client import LabClient
-from lms.lab.hub import free_port, hub_token
+from lms.lab.hub import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path("/tmp/lms-bench-labs")

@@ -1,1 +1,18 @@
-"""Learners' labs: per-learner jupyter-servers on their workspaces (issue 7, in progress)."""
+"""Learners' labs: the lab hub (a proxy, per-learner jupyter-servers, a warm pool of sandboxed
+kernels) and what runs inside a lab server (identity provider, kernel provisioner).
+
+This module stays light: the web process imports it, never the hub's Jupyter machinery."""
+
+from __future__ import annotations
+
+import hmac
+
+
+def base_url(owner: int) -> str:
+    """Where a learner's lab server is served, on the site's one host."""
+    return f"/lab/{owner}/"
+
+
+def hub_token(secret_key: str) -> str:
+    """The token of the hub's API: derived from the LMS secret, so the LMS needs no other."""
+    return hmac.new(secret_key.encode(), b"lms-lab-hub", "sha256").hexdigest()

@@ -44,7 +44,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from autograder.pool import Kernel, KernelPool, run_coroutine
-from lms.lab import kernels, server
+from lms.lab import base_url, hub_token, kernels, server
 from lms.lab.client import LabClient, LabClientError
 from lms.lab.identity import session_serializer
 
@@ -93,11 +93,6 @@ class Settings:
     gateway_token: str = ""  # the gateway's KG_AUTH_TOKEN, if it has one
     gpu_devices: tuple[str, ...] = ()  # LMS_GPU_SLOTS: one entry per concurrent GPU kernel
     gpu_idle_seconds: float = 10 * 60  # a GPU kernel idle this long gives its slot back
-
-
-def hub_token(secret_key: str) -> str:
-    """The token of the hub's API: derived from the LMS secret, so the LMS needs no other."""
-    return hmac.new(secret_key.encode(), b"lms-lab-hub", "sha256").hexdigest()
 
 
 def free_port() -> int:
@@ -189,7 +184,7 @@ class LabHub:
             raise
         lab.last_activity = datetime.now(UTC)
         if self.proxy is not None:
-            self.proxy.add_route(server.base_url(owner), {"target": lab.target})
+            self.proxy.add_route(base_url(owner), {"target": lab.target})
         lab.ready.set()
         await self.blocking(self.recorder.server_started, owner)
         log.info("lab server of learner %s started on port %s", owner, lab.port)
@@ -270,7 +265,7 @@ class LabHub:
         return stopped
 
     async def _wait_until_serving(self, lab: LabServer) -> None:
-        url = f"{lab.target}{server.base_url(lab.owner)}api"
+        url = f"{lab.target}{base_url(lab.owner)}api"
         client = AsyncHTTPClient()
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
@@ -296,7 +291,7 @@ class LabHub:
             return False
         if self.proxy is not None:
             try:
-                self.proxy.remove_route(server.base_url(owner))
+                self.proxy.remove_route(base_url(owner))
             except KeyError:
                 pass
         if lab.process.poll() is None:
@@ -451,7 +446,7 @@ class LabHub:
 
     async def last_activity(self, lab: LabServer) -> datetime | None:
         """When the server last saw its learner or a kernel do anything (its /api/status)."""
-        url = f"{lab.target}{server.base_url(lab.owner)}api/status"
+        url = f"{lab.target}{base_url(lab.owner)}api/status"
         request = HTTPRequest(
             url, headers={"Cookie": self.owner_cookie(lab.owner)}, request_timeout=5
         )
@@ -494,7 +489,7 @@ class LabHub:
             if lab is None or not lent.lab_kernel_id:
                 continue
             client = LabClient(
-                lab.target + server.base_url(lab.owner),
+                lab.target + base_url(lab.owner),
                 {self.settings.session_cookie: self.owner_cookie(lab.owner).split("=", 1)[1]},
                 timeout=10,
             )
@@ -549,7 +544,7 @@ class LabHub:
         place, kind = self.queue_position(owner)
         return {
             "running": lab is not None and lab.ready.is_set() and lab.failed is None,
-            "url": server.base_url(owner),
+            "url": base_url(owner),
             "kernels": len(self.lent(owner=owner)),
             "queue_position": place,
             "queue": kind,  # "cpu" or "gpu": which kernels the learner waits for
@@ -658,7 +653,7 @@ class ServerHandler(ApiHandler):
             lab, started = await self.hub.start_server(int(owner))
         except HubError as e:
             raise _fail(e) from e
-        self.finish({"url": server.base_url(lab.owner), "started": started})
+        self.finish({"url": base_url(lab.owner), "started": started})
 
     async def delete(self, owner: str) -> None:
         stopped = await self.hub.stop_server(int(owner), self.get_argument("reason", "stopped"))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lms.lab import base_url
 from lms.lab.identity import SECRET_ENV, LmsIdentityProvider
 from lms.lab.kernels import SandboxKernelSpecManager
 
@@ -26,10 +27,6 @@ DISABLED_EXTENSIONS = (
     "nbgrader.server_extensions.assignment_list",
     "nbgrader.server_extensions.course_list",
 )
-
-
-def base_url(owner: int) -> str:
-    return f"/lab/{owner}/"
 
 
 def write_config(

@@ -16,8 +16,7 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 
 from lms.extensions import db
-from lms.lab.hub import hub_token
-from lms.lab.server import base_url
+from lms.lab import base_url, hub_token
 from lms.models import (
     Assignment,
     Cohort,

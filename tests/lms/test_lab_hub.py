@@ -25,8 +25,9 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
 from lms.extensions import db
+from lms.lab import hub_token
 from lms.lab.client import LabClient, LabClientError
-from lms.lab.hub import free_port, hub_token
+from lms.lab.hub import free_port
 from lms.models import Assignment, LabKernel, LabServer, User
 from lms.services import labs
 from tests import factories

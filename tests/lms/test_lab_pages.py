@@ -22,7 +22,8 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient
 
 from lms.extensions import db
-from lms.lab.hub import free_port, hub_token
+from lms.lab import hub_token
+from lms.lab.hub import free_port
 from lms.models import LabKernel, LabServer, Submission, User, utcnow
 from lms.services import labs, workspaces
 from tests import factories, grading_world
