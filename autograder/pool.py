@@ -78,12 +78,13 @@ class ForkServer:
         preload: list[str],
         work: Path,
         launcher: ThreadPoolExecutor,
+        first_uid: int = sandbox.FIRST_UID,
     ) -> None:
         self.slot = slot
         self.policy = policy
         self.run_dir = work / f"slot-{slot}"
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.uid = sandbox.sandbox_uid(slot) if policy.mode == "bwrap" else None
+        self.uid = sandbox.sandbox_uid(slot, first_uid) if policy.mode == "bwrap" else None
         if self.uid is not None:
             os.chown(self.run_dir, self.uid, self.uid)
         self.log_file: IO[bytes] = open(work / f"slot-{slot}.log", "wb")  # noqa: SIM115
@@ -287,6 +288,7 @@ class KernelPool:
         cell_limits: dict[str, int] | None = None,
         folder: str = "submission",
         unset_env: tuple[str, ...] = (),
+        first_uid: int = sandbox.FIRST_UID,
     ) -> None:
         sandbox.check_available(policy)
         self.size = max(1, size)
@@ -297,6 +299,7 @@ class KernelPool:
         self.limits = cell_limits or policy.kernel_limits()
         self.folder = folder  # the kernels' working folder in their home, where files go
         self.unset_env = unset_env  # of the sandbox's environment, what these kernels lack
+        self.first_uid = first_uid  # as root: slot N's sandbox runs as this uid + N
         self.work = Path(tempfile.mkdtemp(prefix="kernel-pool-"))
         os.chmod(self.work, 0o711)
         self.warm: queue.Queue[Kernel | BaseException] = queue.Queue()
@@ -316,7 +319,9 @@ class KernelPool:
 
     def _start_slot(self, slot: int) -> None:
         try:
-            server = ForkServer(slot, self.policy, self.preload, self.work, self._launcher)
+            server = ForkServer(
+                slot, self.policy, self.preload, self.work, self._launcher, self.first_uid
+            )
             with self._slot_lock:
                 self.servers.append(server)
             self.warm.put(self._spawn(server))

@@ -23,7 +23,9 @@ HOME = "/home/learner"
 RUN_DIR = "/run/kernel"
 GRADER_PATH = "/opt/grader"
 PACKAGE_DIR = Path(__file__).resolve().parent
-# Sandbox uids: one per slot, so the process limit counts one sandbox's processes only.
+# Sandbox uids: one per slot, so the process limit counts one sandbox's processes only. Grading
+# pools start here; the lab hub's pools have ranges of their own (lms.lab), so a learner's lab
+# never shares a process limit with a grading kernel.
 FIRST_UID = 61000
 
 MiB = 1024 * 1024
@@ -74,9 +76,9 @@ def check_available(policy: SandboxPolicy) -> None:
         )
 
 
-def sandbox_uid(slot: int) -> int | None:
+def sandbox_uid(slot: int, first_uid: int = FIRST_UID) -> int | None:
     """The uid to run a slot's sandbox as: a dedicated one when we are root, else our own."""
-    return FIRST_UID + slot if os.geteuid() == 0 else None
+    return first_uid + slot if os.geteuid() == 0 else None
 
 
 def server_environment() -> dict[str, str]:

@@ -414,7 +414,7 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
     from autograder.gpu import GpuSlots, nvidia_devices
     from autograder.pool import KernelPool
     from autograder.sandbox import SandboxPolicy, SandboxUnavailable
-    from lms.lab.hub import CPU, GPU, LabHub, Settings, make_proxy, serve
+    from lms.lab.hub import CPU, GPU, LAB_FIRST_UID, LabHub, Settings, make_proxy, serve
     from lms.services.labs import DatabaseRecorder
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -450,6 +450,7 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
                 preload=preload,
                 folder="lab",
                 unset_env=("NBGRADER_EXECUTION",),  # a lab is not an autograder run
+                first_uid=LAB_FIRST_UID,
             )
             if slots.available:  # one sandbox per slot, with the GPU devices in it
                 pools[GPU] = KernelPool(
@@ -459,6 +460,7 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
                     gpu=True,  # CUDA_VISIBLE_DEVICES="" until the hub gives it a slot
                     folder="lab",
                     unset_env=("NBGRADER_EXECUTION",),
+                    first_uid=LAB_FIRST_UID + settings.kernels,
                 )
         except SandboxUnavailable as e:
             for pool in pools.values():

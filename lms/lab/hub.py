@@ -59,6 +59,8 @@ SKIPPED_FOLDERS = {".ipynb_checkpoints", "__pycache__", ".git"}
 
 
 CPU, GPU = "cpu", "gpu"
+# The lab pools' sandbox uids (as root): a range of their own, away from grading's (61000+).
+LAB_FIRST_UID = 63000
 
 
 class HubError(Exception):

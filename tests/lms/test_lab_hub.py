@@ -27,7 +27,7 @@ from flask.sessions import SecureCookieSessionInterface
 from lms.extensions import db
 from lms.lab import hub_token
 from lms.lab.client import LabClient, LabClientError
-from lms.lab.hub import free_port
+from lms.lab.hub import LAB_FIRST_UID, free_port
 from lms.models import Assignment, LabKernel, LabServer, User
 from lms.services import labs
 from tests import factories
@@ -59,6 +59,7 @@ print(json.dumps({{
     "lms_env": sorted(k for k in os.environ if "LMS" in k),
     "secret_in_env": any({secret!r} in v for v in os.environ.values()),
     "network": network,
+    "uid": os.getuid(),
 }}))
 """
 
@@ -264,6 +265,9 @@ def test_a_lab_runs_sandboxed_kernels_records_them_and_admits_only_its_owner(
             secret=str(app.config["SECRET_KEY"]),
         )
         seen = json.loads(client.execute(kernel, probe).strip().splitlines()[-1])
+        uid = seen.pop("uid")
+        if os.geteuid() == 0:  # a uid of the lab pool's own, never a grading sandbox's
+            assert LAB_FIRST_UID <= uid < LAB_FIRST_UID + int(HUB_ENV["LMS_LAB_KERNELS"])
         assert seen == {
             "sum": 2,
             "data": "x,y\n1,2\n",  # the notebook folder's files were copied into the sandbox
