@@ -442,16 +442,15 @@ class LabHub:
 
     # Idle culling ----------------------------------------------------------------------------
 
-    def owner_cookie(self, owner: int) -> str:
-        value = self._signer.dumps({"_user_id": str(owner)})
-        return f"{self.settings.session_cookie}={value}"
+    def owner_cookies(self, owner: int) -> dict[str, str]:
+        """An LMS session of the owner: how the hub asks a lab server about itself."""
+        return {self.settings.session_cookie: self._signer.dumps({"_user_id": str(owner)})}
 
     async def last_activity(self, lab: LabServer) -> datetime | None:
         """When the server last saw its learner or a kernel do anything (its /api/status)."""
         url = f"{lab.target}{base_url(lab.owner)}api/status"
-        request = HTTPRequest(
-            url, headers={"Cookie": self.owner_cookie(lab.owner)}, request_timeout=5
-        )
+        cookie = "; ".join(f"{k}={v}" for k, v in self.owner_cookies(lab.owner).items())
+        request = HTTPRequest(url, headers={"Cookie": cookie}, request_timeout=5)
         try:
             response = await AsyncHTTPClient().fetch(request)
         except (HTTPClientError, OSError):
@@ -491,9 +490,7 @@ class LabHub:
             if lab is None or not lent.lab_kernel_id:
                 continue
             client = LabClient(
-                lab.target + base_url(lab.owner),
-                {self.settings.session_cookie: self.owner_cookie(lab.owner).split("=", 1)[1]},
-                timeout=10,
+                lab.target + base_url(lab.owner), self.owner_cookies(lab.owner), timeout=10
             )
             try:
                 models = await self.blocking(client.api, "GET", "api/kernels")
