@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.execute import ExecutionLimits
-from autograder.gpu import GpuSlots, nvidia_devices
+from autograder.gpu import GpuSlots
 from autograder.nbgrader_cli import NbgraderError
 from autograder.notebooks import NotebookError
 from autograder.pool import KernelPoolError
@@ -25,11 +25,10 @@ from autograder.sandbox import SandboxPolicy, SandboxUnavailable
 
 
 def settings() -> tuple[SandboxPolicy, ExecutionLimits, GpuSlots, int]:
-    slots = GpuSlots.parse(os.environ.get("LMS_GPU_SLOTS"))
-    policy = SandboxPolicy(
-        mode=os.environ.get("LMS_SANDBOX", "bwrap"),
-        gpu_devices=nvidia_devices() if slots.available else (),
+    slots = GpuSlots.parse(
+        os.environ.get("LMS_GPU_SLOTS"), Path(os.environ.get("LMS_GPU_DEVICE_ROOT") or "/")
     )
+    policy = SandboxPolicy(mode=os.environ.get("LMS_SANDBOX", "bwrap"))
     limits = ExecutionLimits(
         cell_timeout=float(os.environ.get("LMS_CELL_TIMEOUT", 30)),
         notebook_timeout=float(os.environ.get("LMS_NOTEBOOK_TIMEOUT", 300)),

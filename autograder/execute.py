@@ -3,8 +3,9 @@
 Cells run through nbclient with nbgrader's own Execute settings (per-cell timeout that interrupts,
 errors allowed, its timeout error, its handling of a reply error that printed nothing), so the
 outputs are those stock nbgrader would record. On top of that:
-- test cells are sent as a call of the kernel's guard (autograder.guard), which restores the
-  shell's machinery, runs the test with IPython's own run_cell and reports on a private pipe;
+- test cells are sent as the guard's own message type (autograder.guard), with a nonce: the
+  kernel runs them through its own execute_request between the guard's checks, and the guard's
+  signed report comes back through the fork server;
 - a whole-notebook wall clock, an output cap, and a kernel that dies, hangs or floods ends the run
   with a reason; cells that could not run are listed so that they score nothing.
 """
@@ -19,11 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import zmq
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from autograder import guard
 from autograder.pool import (
     Kernel,
     KernelPoolError,
@@ -39,6 +40,7 @@ ERROR_ON_TIMEOUT = {
     "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: No reply from kernel before timeout"],
 }
 UNRESPONSIVE_GRACE = 5.0
+HIDDEN_MARKER = "BEGIN HIDDEN TESTS"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class TestRun:
     grade_id: str
     nonce: str
     source: str
+    hidden: bool = False
 
 
 @dataclass
@@ -64,6 +67,8 @@ class ExecutionOutcome:
     tests: dict[int, TestRun] = field(default_factory=dict)
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     truncated: bool = False
+    forged_reports: int = 0  # lines on the guard's pipe without a valid signature
+    rogue_calls: int = 0  # guard events learner code raised from outside a test
 
 
 class GuardedClient(NotebookClient):
@@ -140,21 +145,15 @@ async def _run(
                 outcome.flags.append("the notebook ran out of time")
                 outcome.not_run.update(code_cells[position:])
                 return
-            to_run = cell
             if is_test_cell(cell) and cell.source.strip():
                 nonce = secrets.token_hex(16)
                 grade_id = cell.metadata["nbgrader"]["grade_id"]
-                outcome.tests[index] = TestRun(grade_id, nonce, cell.source)
-                to_run = NotebookNode(
-                    cell_type="code",
-                    metadata=cell.metadata,
-                    source=guard.runner_call(nonce, cell.source),
-                    outputs=[],
-                    execution_count=None,
-                )
+                hidden = HIDDEN_MARKER in cell.source
+                outcome.tests[index] = TestRun(grade_id, nonce, cell.source, hidden)
+                client.kc.next_test = (nonce, hidden)  # the next execute is this test
             try:
                 await asyncio.wait_for(
-                    client.async_execute_cell(to_run, index, store_history=to_run is cell),
+                    client.async_execute_cell(cell, index, store_history=True),
                     timeout=remaining,
                 )
             except CellTimeoutError:  # a TimeoutError too: it must come first
@@ -175,12 +174,12 @@ async def _run(
                 outcome.flags.append(f"the kernel died in code cell {position + 1}")
                 outcome.not_run.update(code_cells[position:])
                 return
-            if to_run is not cell:
-                cell.outputs = to_run.outputs
-                cell.execution_count = to_run.get("execution_count")
-                if "execution" in to_run.metadata:
-                    cell.metadata["execution"] = to_run.metadata["execution"]
-                nb.cells[index] = cell
+            except zmq.ZMQError:
+                # The kernel stopped reading its channel (its own code broke it): nothing more
+                # can be sent to it.
+                outcome.flags.append(f"the kernel stopped answering in code cell {position + 1}")
+                outcome.not_run.update(code_cells[position:])
+                return
             if _timed_out(cell) and not await _responsive(client):
                 outcome.flags.append(
                     f"code cell {position + 1} ignored the interrupt after its time limit"
@@ -204,7 +203,10 @@ def _timed_out(cell: NotebookNode) -> bool:
 async def _responsive(client: GuardedClient) -> bool:
     """After an interrupt: does the kernel answer again within a grace period?"""
     assert isinstance(client.kc, SandboxedKernelClient)
-    msg_id = client.kc.kernel_info()
+    try:
+        msg_id = client.kc.kernel_info()
+    except zmq.ZMQError:
+        return False
     deadline = time.monotonic() + UNRESPONSIVE_GRACE
     while time.monotonic() < deadline:
         try:
@@ -226,5 +228,12 @@ def execute_notebook(nb: NotebookNode, kernel: Kernel, limits: ExecutionLimits) 
     except KernelPoolError as e:
         outcome.flags.append(f"the sandbox failed: {e}")
         outcome.not_run.update(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-    outcome.reports = guard.verify_reports(kernel.reports(), kernel.guard_key)
+    reply = kernel.reports()
+    outcome.reports = {str(k): v for k, v in dict(reply.get("reports") or {}).items()}
+    outcome.forged_reports = int(reply.get("forged") or 0)
+    outcome.rogue_calls = sum(int(r.get("rogue") or 0) for r in outcome.reports.values())
+    if reply.get("flooded"):
+        outcome.flags.append("the guard's report channel was flooded")
+    if reply.get("lost"):
+        outcome.flags.append("the guard's reports could not be read")
     return outcome

@@ -103,6 +103,7 @@ def render(
     title: str,
 ) -> str:
     """One notebook's feedback page."""
+    secret = _hidden_lines(nb, released)
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -127,9 +128,57 @@ def render(
             if hidden:  # its outputs (a traceback quotes the failing line) could tell them
                 parts.append(_hidden_outcome(cell))
             else:
-                parts.extend(_output(output) for output in cell.get("outputs", []))
+                parts.extend(_output(_redacted(o, secret)) for o in cell.get("outputs", []))
         parts.append("</section>")
     return PAGE.format(title=html.escape(title), body=sanitize("".join(parts)))
+
+
+HIDDEN_LINE = "[a line of a hidden test]"
+
+
+def _hidden_lines(nb: NotebookNode, released: dict[str, str]) -> list[str]:
+    """The lines of hidden tests (in the graded notebook, not in the release), longest first:
+    learner code that read a hidden test while it ran and printed it later shows nothing."""
+    lines: set[str] = set()
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        grade_id = meta.get("grade_id")
+        if not grade_id or not meta.get("grade") or meta.get("solution"):
+            continue
+        given = {line.strip() for line in released.get(grade_id, "").splitlines()}
+        for line in cell.get("source", "").splitlines():
+            stripped = line.strip()
+            if len(stripped) >= 12 and stripped not in given and not stripped.startswith("###"):
+                lines.add(stripped)
+    return sorted(lines, key=len, reverse=True)
+
+
+def _redacted(output: NotebookNode, secret: list[str]) -> NotebookNode:
+    """The output with every hidden-test line replaced (text, tracebacks, plain and HTML)."""
+    if not secret:
+        return output
+
+    def scrub(text: str) -> str:
+        for line in secret:
+            text = text.replace(line, HIDDEN_LINE)
+            text = text.replace(html.escape(line), HIDDEN_LINE)
+        return text
+
+    def joined(value: object) -> str:
+        return "".join(value) if isinstance(value, list) else str(value)
+
+    copy = NotebookNode(dict(output))
+    if "text" in output:
+        copy["text"] = scrub(joined(output["text"]))
+    if "traceback" in output:
+        copy["traceback"] = [scrub(str(line)) for line in output["traceback"]]
+    if "data" in output:
+        data = dict(output["data"])
+        for mime in ("text/plain", "text/html", "text/markdown"):
+            if mime in data:
+                data[mime] = scrub(joined(data[mime]))
+        copy["data"] = data
+    return copy
 
 
 def _hidden_outcome(cell: NotebookNode) -> str:

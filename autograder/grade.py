@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import sys
 import tempfile
 import threading
@@ -478,12 +479,19 @@ def score(
                 results[info.grade_id] = CellResult(float(auto), info.max_score, "unanswered")
             continue
         points = float(auto or 0.0)
-        verdict = _guard_verdict(index, cell, outcome)
-        if verdict:
-            flags.append(f"{info.grade_id}: {verdict}")
+        keep, notes = _guard_verdict(index, cell, outcome, points, info.max_score)
+        flags += [f"{info.grade_id}: {note}" for note in notes]
+        if not keep:
             points = 0.0
         status = "passed" if points >= info.max_score else "partial" if points > 0 else "failed"
         results[info.grade_id] = CellResult(points, info.max_score, status)
+    if outcome.forged_reports:
+        flags.append(
+            f"tampering: {outcome.forged_reports} forged report(s) were written to the guard's "
+            "channel (ignored)"
+        )
+    if outcome.rogue_calls:
+        flags.append("learner code called the guard from outside a test (ignored)")
     return (
         NotebookResult(
             sum(r.score for r in results.values()), sum(c.max_score for c in cells), results
@@ -492,28 +500,72 @@ def score(
     )
 
 
-def _guard_verdict(index: int, cell: NotebookNode, outcome: ExecutionOutcome) -> str | None:
-    """Why a test cell may not keep its points, or None."""
+def _guard_verdict(
+    index: int, cell: NotebookNode, outcome: ExecutionOutcome, points: float, max_points: float
+) -> tuple[bool, list[str]]:
+    """(may the test cell keep the points its outputs give, why it was flagged).
+
+    The guard's authentic report decides: a test counts only when every statement of it ran
+    to the end (the report says so); what learner code changed before the test was put back,
+    so such a neutralised trick costs nothing but is flagged; a change during the test, a
+    different code, a missing report or an error hidden from the outputs voids the test."""
     if index in outcome.not_run:
-        return "did not run"
+        return False, ["did not run"]
     if cell.cell_type != "code" or not cell.source.strip():
-        return None
+        return True, []
     test = outcome.tests.get(index)
     if test is None:
-        return "was not sent as a test"
+        return False, ["was not sent as a test"]
     report = outcome.reports.get(test.nonce)
     if report is None:
-        return "tampering: the test did not really run (no report from the guard)"
-    if report["source"] != hashlib.sha256(test.source.encode()).hexdigest():
-        return "tampering: different code ran in place of the test"
-    if report["changes"]:
-        return "tampering: " + "; ".join(report["changes"][:5])
+        return False, ["tampering: the test did not really run (no report from the guard)"]
+    if report.get("source") != hashlib.sha256(test.source.encode()).hexdigest():
+        return False, ["tampering: different code ran in place of the test"]
+    notes = []
+    before = [str(c) for c in report.get("before") or []]
+    if before:
+        notes.append(
+            "put back before the test ran (the test ran as written): " + "; ".join(before[:5])
+        )
+    during = [str(c) for c in report.get("during") or []]
+    if during:
+        return False, [*notes, "tampering during the test: " + "; ".join(during[:5])]
     shown_error = any(
         o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")
         for o in cell.outputs
     )
-    if report["raised"] and not shown_error:
-        return "tampering: the test raised an error that was hidden from the grader"
+    if not report.get("completed"):
+        if not shown_error:
+            notes.append("tampering: the test did not finish, yet its error was hidden")
+        return False, notes
+    displayed = _displayed_number(cell)
+    if displayed is not None:
+        # nbgrader's partial credit is the text the test's last expression displayed: it must
+        # be that of the value the guard saw the expression produce.
+        seen = report.get("value") if report.get("last_expr") else None
+        number = displayed[1]
+        if (number is None) != (seen is None) or (
+            number is not None and seen is not None and not math.isclose(number, float(seen))
+        ):
+            return False, [*notes, "tampering: the displayed result was not the test's own"]
+    return True, notes
+
+
+def _displayed_number(cell: NotebookNode) -> tuple[str, float | None] | None:
+    """The output nbgrader's determine_grade takes partial credit from (the first execute
+    result, when no error or stderr comes before it): (its text, the number it parses to)."""
+    for output in cell.outputs:
+        if output.output_type == "error" or (
+            output.output_type == "stream" and output.name == "stderr"
+        ):
+            return None
+        if output.output_type == "execute_result":
+            text = output.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else str(text)
+            try:
+                return text, float(text)
+            except ValueError:
+                return text, None
     return None
 
 

@@ -6,6 +6,11 @@ only waits for its files to be written. After use the slot is recycled in the ba
 process of the sandbox is killed, its home wiped, and the next kernel forked and connected. No
 state is ever shared between two learners: a new process per learner, and one learner per sandbox
 at a time.
+
+Each sandbox gets, for its whole life: two uids leased host-wide (as root), a cgroup capping its
+memory and processes (where the host has cgroups), the seccomp filter, and for a GPU pool one GPU
+slot leased host-wide, whose device files are the only ones it sees. Everything read from a
+sandbox is framed, size-capped and timed: a sandbox can neither flood nor stall this process.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -34,8 +39,8 @@ import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
-from autograder import sandbox
-from autograder.gpu import GpuSlots
+from autograder import cgroups, leases, sandbox, seccomp
+from autograder.gpu import GpuSlots, slot_environment
 from autograder.sandbox import SandboxPolicy
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,9 @@ MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]  # what nbgrader passes its kernels
 SERVER_START_TIMEOUT = 120.0
 KERNEL_READY_TIMEOUT = 60.0
+SEND_TIMEOUT_MS = 5000
+# The largest reply a fork server may send (the guard's reports are capped at 4 MiB).
+MAX_REPLY_BYTES = 8 * 1024 * 1024
 
 
 class KernelPoolError(RuntimeError):
@@ -69,7 +77,7 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 class ForkServer:
-    """A sandbox with a fork server in it, spoken to in JSON lines."""
+    """A sandbox with a fork server in it: JSON lines to it, length-prefixed frames back."""
 
     def __init__(
         self,
@@ -79,36 +87,94 @@ class ForkServer:
         work: Path,
         launcher: ThreadPoolExecutor,
         first_uid: int = sandbox.FIRST_UID,
+        gpu_device: str | None = None,
     ) -> None:
         self.slot = slot
         self.policy = policy
         self.run_dir = work / f"slot-{slot}"
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.uid = sandbox.sandbox_uid(slot, first_uid) if policy.mode == "bwrap" else None
-        if self.uid is not None:
-            os.chown(self.run_dir, self.uid, self.uid)
         self.log_file: IO[bytes] = open(work / f"slot-{slot}.log", "wb")  # noqa: SIM115
         self.lock = threading.Lock()
-        home = sandbox.HOME if policy.mode == "bwrap" else str(self.run_dir / "home")
-        run = sandbox.RUN_DIR if policy.mode == "bwrap" else str(self.run_dir)
-        self.home, self.inner_run_dir = home, run
+        self.leases: list[leases.Lease] = []
+        self.cgroup: cgroups.SandboxCgroup | None = None
+        self.gpu_device = gpu_device
+        self.process: subprocess.Popen[bytes] | None = None
+        sandboxed = policy.mode == "bwrap"
+        self.uids: tuple[int, int] | None = None
+        try:
+            if sandboxed and os.geteuid() == 0:
+                candidates = range(first_uid, first_uid + sandbox.UID_COUNT)
+                self.leases += [leases.claim("sandbox-uid", candidates) for _ in range(2)]
+                self.uids = (self.leases[0].value, self.leases[1].value)
+            if sandboxed:
+                self.cgroup = cgroups.SandboxCgroup.create(
+                    f"slot-{slot}", policy.sandbox_memory_bytes, policy.processes
+                )
+            self.process, self.root = self._start(policy, launcher)
+            home = sandbox.HOME if sandboxed else str(self.run_dir / "home")
+            run = sandbox.RUN_DIR if sandboxed else str(self.run_dir)
+            self.home, self.inner_run_dir = home, run
+            # Where this process reaches the sandbox's run folder (its sockets).
+            self.outer_run_dir = f"{self.root}{run}" if sandboxed else run
+            if not sandboxed:
+                Path(home).mkdir(parents=True, exist_ok=True)
+            env = {**sandbox.server_environment(), "HOME": home}
+            config = {"env": env, "home": home, "run_dir": run}
+            self.hello = self.request({**config, "preload": preload}, timeout=SERVER_START_TIMEOUT)
+            if not self.hello.get("ready"):
+                raise KernelPoolError(f"fork server failed to start: {self.hello}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(
+        self, policy: SandboxPolicy, launcher: ThreadPoolExecutor
+    ) -> tuple[subprocess.Popen[bytes], str]:
+        """Start bwrap (or, unsandboxed, the server itself); (the process, the host path of
+        the sandbox's root: /proc/<sandbox pid>/root)."""
+        if policy.mode != "bwrap":
+            command = sandbox.server_command(policy, self.run_dir, None)
+            process = self._popen(launcher, command, ())
+            return process, ""
+        seccomp_fd = seccomp.program_fd()
+        info_read, info_write = os.pipe()
+        try:
+            command = sandbox.server_command(
+                policy, self.run_dir, self.uids, seccomp_fd, info_write
+            )
+            if self.cgroup is not None:
+                command = self.cgroup.wrap(command)
+            process = self._popen(launcher, command, (seccomp_fd, info_write))
+        finally:
+            os.close(seccomp_fd)
+            os.close(info_write)
+        try:
+            info = _read_all(info_read, 64 * 1024, SERVER_START_TIMEOUT)
+        finally:
+            os.close(info_read)
+        try:
+            pid = int(json.loads(info)["child-pid"])
+        except (ValueError, KeyError, TypeError) as e:
+            process.kill()
+            raise KernelPoolError(f"sandbox {self.slot} did not start: {self.log_tail()}") from e
+        return process, f"/proc/{pid}/root"
+
+    def _popen(
+        self, launcher: ThreadPoolExecutor, command: list[str], fds: tuple[int, ...]
+    ) -> subprocess.Popen[bytes]:
         # Started from the pool's long-lived launcher thread: bwrap --die-with-parent is bound to
         # the thread that started it, and a sandbox must not die with a short-lived one.
-        self.process = launcher.submit(
+        return launcher.submit(
             subprocess.Popen,
-            sandbox.server_command(policy, self.run_dir, self.uid),
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log_file,
             cwd=self.run_dir,
             env=self._environment(),
+            pass_fds=fds,
+            bufsize=0,
         ).result()
-        Path(home).mkdir(parents=True, exist_ok=True)
-        env = {**sandbox.server_environment(), "HOME": home}
-        config = {"env": env, "home": home, "run_dir": run}
-        self.hello = self.request({**config, "preload": preload}, timeout=SERVER_START_TIMEOUT)
-        if not self.hello.get("ready"):
-            raise KernelPoolError(f"fork server failed to start: {self.hello}")
 
     def log_tail(self, lines: int = 8) -> str:
         self.log_file.flush()
@@ -126,29 +192,48 @@ class ForkServer:
         return env
 
     def request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Send one request and read its reply frame: at most MAX_REPLY_BYTES, within timeout."""
         with self.lock:
-            stdin, stdout = self.process.stdin, self.process.stdout
-            assert stdin is not None and stdout is not None
+            process = self.process
+            assert process is not None and process.stdin is not None and process.stdout is not None
             try:
-                stdin.write(json.dumps(message).encode() + b"\n")
-                stdin.flush()
-            except BrokenPipeError as e:
+                process.stdin.write(json.dumps(message).encode() + b"\n")
+                process.stdin.flush()
+            except (BrokenPipeError, ValueError) as e:
                 raise KernelPoolError(f"sandbox {self.slot} is gone: {self.log_tail()}") from e
-            ready, _, _ = select.select([stdout], [], [], timeout)
-            line = stdout.readline() if ready else b""
-            if not line:
+            fd = process.stdout.fileno()
+            deadline = time.monotonic() + timeout
+            try:
+                header = _read_exact(fd, 4, deadline)
+                length = int.from_bytes(header, "big")
+                if length > MAX_REPLY_BYTES:
+                    raise KernelPoolError(
+                        f"sandbox {self.slot} sent a {length}-byte reply (over the cap)"
+                    )
+                data = _read_exact(fd, length, deadline)
+            except KernelPoolError as e:
+                self._kill()  # its channel is out of step now: the sandbox is replaced
                 raise KernelPoolError(
-                    f"sandbox {self.slot} did not answer {message.get('op')}: {self.log_tail()}"
-                )
-            reply: dict[str, Any] = json.loads(line)
+                    f"sandbox {self.slot} did not answer {message.get('op')}: {e}. "
+                    f"{self.log_tail()}"
+                ) from e
+            try:
+                reply: dict[str, Any] = json.loads(data)
+            except ValueError as e:
+                self._kill()
+                raise KernelPoolError(f"sandbox {self.slot} sent a garbled reply") from e
             return reply
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process is not None and self.process.poll() is None
+
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
 
     def stop(self) -> None:
         """Ask the server to kill its sandbox's processes and exit (without waiting)."""
-        if self.alive() and self.process.stdin is not None:
+        if self.alive() and self.process is not None and self.process.stdin is not None:
             try:
                 with self.lock:
                     self.process.stdin.write(b'{"op": "exit"}\n')
@@ -158,26 +243,93 @@ class ForkServer:
 
     def close(self) -> None:
         self.stop()
-        if self.alive():
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
+        process = self.process
+        if process is not None:
+            if self.alive():
                 try:
-                    pipe.close()
-                except OSError:  # a dead server's stdin: buffered bytes cannot be flushed
-                    pass
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:  # a dead server's stdin: buffered bytes cannot be flushed
+                        pass
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        for lease in self.leases:
+            lease.release()
         self.log_file.close()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
+def _read_exact(fd: int, size: int, deadline: float) -> bytes:
+    """Exactly `size` bytes from fd before the deadline (KernelPoolError otherwise)."""
+    chunks: list[bytes] = []
+    missing = size
+    while missing:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise KernelPoolError("timed out")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            raise KernelPoolError("timed out")
+        chunk = os.read(fd, min(missing, 1 << 20))
+        if not chunk:
+            raise KernelPoolError("closed its channel")
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_all(fd: int, limit: int, timeout: float) -> bytes:
+    """Everything written to fd until its writer closes it (capped, timed)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while len(data) <= limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 class SandboxedKernelClient(AsyncKernelClient):
-    """A kernel client that asks the fork server, not a heartbeat, whether the kernel lives."""
+    """A kernel client that asks the fork server, not a heartbeat, whether the kernel lives,
+    and sends a test cell as the guard's own message type (autograder.guard)."""
 
     server: ForkServer | None = None
+    next_test: tuple[str, bool] | None = None  # (nonce, has hidden tests) of the next execute
+
+    def execute(
+        self,
+        code: str,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, Any] | None = None,
+        allow_stdin: bool | None = None,
+        stop_on_error: bool = True,
+    ) -> str:
+        test, self.next_test = self.next_test, None
+        if test is None:
+            return str(
+                super().execute(
+                    code, silent, store_history, user_expressions, allow_stdin, stop_on_error
+                )
+            )
+        from autograder.guard import TEST_REQUEST, test_content
+
+        msg = self.session.msg(TEST_REQUEST, test_content(code, test[0], test[1]))
+        self.shell_channel.send(msg)
+        return str(msg["header"]["msg_id"])
 
     async def _async_is_alive(self) -> bool:
         if self.server is None:
@@ -214,7 +366,6 @@ class Kernel:
 
     server: ForkServer
     connection: dict[str, Any]
-    guard_key: bytes
     device: str
     gpu_slot: int | None = None
     context: zmq.asyncio.Context | None = field(default=None, repr=False)
@@ -233,6 +384,9 @@ class Kernel:
         """A new client (own zmq context: clients are used from one event loop each)."""
         self.context = zmq.asyncio.Context()
         self.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        # A kernel that stopped reading (broken by its own code) must not block a send forever.
+        self.context.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+        self.context.setsockopt(zmq.LINGER, 0)
         client = SandboxedKernelClient(context=self.context)
         client.load_connection_info(self.connection)  # type: ignore[arg-type]
         client.server = self.server
@@ -263,11 +417,14 @@ class Kernel:
     def manager(self) -> SandboxKernelManager:
         return SandboxKernelManager(self.server)
 
-    def reports(self) -> str:
+    def reports(self) -> dict[str, Any]:
+        """The guard's authentic reports by nonce, and whether forged or flooding lines were
+        written to its pipe (read by the trusted fork server)."""
         try:
-            return str(self.server.request({"op": "reports"}).get("reports", ""))
+            reply = self.server.request({"op": "reports"}, timeout=30)
         except KernelPoolError:
-            return ""
+            return {"reports": {}, "forged": 0, "flooded": False, "lost": True}
+        return reply
 
     def close_context(self) -> None:
         if self.context is not None:
@@ -289,6 +446,7 @@ class KernelPool:
         folder: str = "submission",
         unset_env: tuple[str, ...] = (),
         first_uid: int = sandbox.FIRST_UID,
+        guard: bool = True,
     ) -> None:
         sandbox.check_available(policy)
         self.size = max(1, size)
@@ -299,7 +457,10 @@ class KernelPool:
         self.limits = cell_limits or policy.kernel_limits()
         self.folder = folder  # the kernels' working folder in their home, where files go
         self.unset_env = unset_env  # of the sandbox's environment, what these kernels lack
-        self.first_uid = first_uid  # as root: slot N's sandbox runs as this uid + N
+        self.first_uid = first_uid  # as root: the range sandbox uids are leased from
+        self.guard = guard  # grading kernels run the guard; lab kernels are not graded
+        if gpu and self.gpu_slots.available and policy.mode == "bwrap":
+            self.size = min(self.size, len(self.gpu_slots.devices))  # a sandbox per slot
         self.work = Path(tempfile.mkdtemp(prefix="kernel-pool-"))
         os.chmod(self.work, 0o711)
         self.warm: queue.Queue[Kernel | BaseException] = queue.Queue()
@@ -318,14 +479,31 @@ class KernelPool:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def _start_slot(self, slot: int) -> None:
+        gpu_lease = None
         try:
+            policy, device = self.policy, None
+            if self.gpu and self.gpu_slots.available and self.policy.mode == "bwrap":
+                # One GPU slot per sandbox for its whole life, leased host-wide (several
+                # workers and the lab hub share the slots); only its device files go in.
+                gpu_lease = leases.claim(
+                    "gpu-slot", range(len(self.gpu_slots.devices)), wait=SERVER_START_TIMEOUT
+                )
+                device = self.gpu_slots.device(gpu_lease.value)
+                policy = replace(
+                    self.policy, gpu_devices=self.gpu_slots.bind_pairs(gpu_lease.value)
+                )
             server = ForkServer(
-                slot, self.policy, self.preload, self.work, self._launcher, self.first_uid
+                slot, policy, self.preload, self.work, self._launcher, self.first_uid, device
             )
+            if gpu_lease is not None:
+                server.leases.append(gpu_lease)
+                gpu_lease = None
             with self._slot_lock:
                 self.servers.append(server)
             self.warm.put(self._spawn(server))
         except BaseException as e:  # surfaces in kernel() instead of dying silently
+            if gpu_lease is not None:
+                gpu_lease.release()
             self.warm.put(e)
 
     def _spawn(self, server: ForkServer) -> Kernel:
@@ -335,13 +513,15 @@ class KernelPool:
         env["TMPDIR"] = f"{server.home}/.tmp"
         for name in self.unset_env:
             env.pop(name, None)
-        if self.gpu and self.gpu_slots.available:
+        if server.gpu_device is not None:
+            env.update(slot_environment(server.gpu_device))
+            device = f"gpu:{server.gpu_device}"
+        elif self.gpu and self.gpu_slots.available:  # unsandboxed: the variable is all there is
             gpu_slot = self.gpu_slots.acquire()
             env["CUDA_VISIBLE_DEVICES"] = self.gpu_slots.device(gpu_slot)
             device = f"gpu:{self.gpu_slots.device(gpu_slot)}"
         elif self.gpu:
             env["CUDA_VISIBLE_DEVICES"] = ""
-        key = secrets.token_bytes(32)
         connection = {
             "transport": "ipc",
             "ip": f"{server.inner_run_dir}/kernel",
@@ -354,26 +534,25 @@ class KernelPool:
             "signature_scheme": "hmac-sha256",
             "kernel_name": "python3",
         }
-        connection_file = Path(server.run_dir) / "kernel.json"
-        connection_file.write_text(json.dumps(connection))
-        if server.uid is not None:
-            os.chown(connection_file, server.uid, server.uid)
         reply = server.request(
             {
                 "op": "spawn",
+                "connection": connection,
                 "connection_file": f"{server.inner_run_dir}/kernel.json",
                 "cwd": f"{server.home}/{self.folder}",
                 "env": env,
                 "limits": self.limits,
                 "kernel_args": KERNEL_ARGS,
-                "guard_key": key.hex(),
+                "guard": self.guard,
                 "hide_paths": [sandbox.GRADER_PATH, str(sandbox.PACKAGE_DIR.parent)],
             }
         )
         if "error" in reply:
+            if gpu_slot is not None:
+                self.gpu_slots.release(gpu_slot)
             raise KernelPoolError(reply["error"])
-        outside = {**connection, "ip": str(server.run_dir / "kernel")}
-        kernel = Kernel(server, outside, key, device, gpu_slot)
+        outside = {**connection, "ip": f"{server.outer_run_dir}/kernel"}
+        kernel = Kernel(server, outside, device, gpu_slot)
         self._wait_ready(kernel)
         return kernel
 

@@ -2,10 +2,18 @@
 
 One sandbox holds one fork server and, at any time, at most one learner's kernel. Inside it:
 no network (a private network namespace), a private PID namespace, an empty environment but for
-what the kernel needs, the Python installation read-only, and one writable, size-capped tmpfs
-home that the fork server wipes between learners. Nothing else of the host is visible: not the
-source notebooks, the hidden tests, the gradebook, the database or other learners' files.
-Per-kernel limits (memory, processes, file size) are set by the fork server as rlimits.
+what the kernel needs, the Python installation read-only, and size-capped tmpfs for every
+writable path (the learner's home, which the fork server wipes between learners, the kernel's
+socket folder and /dev/shm). Nothing else of the host is visible: not the source notebooks, the
+hidden tests, the gradebook, the database or other learners' files. The host reaches the
+kernel's sockets through /proc/<sandbox pid>/root.
+
+Around it (autograder.pool): a seccomp filter (autograder.seccomp: no new namespaces, no ptrace,
+no kexec, bpf, mount or keyrings), a cgroup capping the whole sandbox's memory and processes
+(autograder.cgroups, where the host has them), and, when the grader runs as root, two uids of
+the sandbox's own leased host-wide (autograder.leases): one for the fork server, one for its
+kernels. A GPU sandbox sees only the device files of its one slot (autograder.gpu).
+Per-process limits (memory, processes, file size) are set by the fork server as rlimits too.
 """
 
 from __future__ import annotations
@@ -23,10 +31,14 @@ HOME = "/home/learner"
 RUN_DIR = "/run/kernel"
 GRADER_PATH = "/opt/grader"
 PACKAGE_DIR = Path(__file__).resolve().parent
-# Sandbox uids: one per slot, so the process limit counts one sandbox's processes only. Grading
-# pools start here; the lab hub's pools have ranges of their own (lms.lab), so a learner's lab
-# never shares a process limit with a grading kernel.
+# Sandbox uids (as root): leased host-wide from this range, two per sandbox (its fork server's
+# and its kernels'), so no two sandboxes on a host ever share a uid or a process limit.
 FIRST_UID = 61000
+UID_COUNT = 4000
+# The capabilities bwrap leaves the fork server, which it narrows further when it leaves root.
+SERVER_CAPABILITIES = (
+    "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL",
+)  # fmt: skip
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -44,7 +56,11 @@ class SandboxPolicy:
     file_bytes: int = 256 * MiB  # RLIMIT_FSIZE: the largest file a kernel may write
     open_files: int = 1024
     home_bytes: int = 1 * GiB  # the writable tmpfs
-    gpu_devices: tuple[str, ...] = field(default=())  # /dev/nvidia* to expose to GPU kernels
+    run_bytes: int = 4 * MiB  # the kernel's socket folder (a tmpfs: sockets take no room)
+    shm_bytes: int = 256 * MiB  # /dev/shm (torch's DataLoader workers share tensors there)
+    sandbox_memory_bytes: int = 6 * GiB  # the whole sandbox (cgroup), all processes together
+    # (host file, file in the sandbox): the device files of the sandbox's GPU slot, and no other.
+    gpu_devices: tuple[tuple[str, str], ...] = field(default=())
 
     def kernel_limits(self) -> dict[str, int]:
         return {
@@ -76,11 +92,6 @@ def check_available(policy: SandboxPolicy) -> None:
         )
 
 
-def sandbox_uid(slot: int, first_uid: int = FIRST_UID) -> int | None:
-    """The uid to run a slot's sandbox as: a dedicated one when we are root, else our own."""
-    return first_uid + slot if os.geteuid() == 0 else None
-
-
 def server_environment() -> dict[str, str]:
     """The whole environment inside the sandbox: nothing of the grader's leaks in."""
     return {
@@ -93,30 +104,45 @@ def server_environment() -> dict[str, str]:
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "NBGRADER_EXECUTION": "autograde",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        # GPU indexes as nvidia-smi numbers them (a slot names its device that way).
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
     }
 
 
-def server_command(policy: SandboxPolicy, run_dir: Path, uid: int | None) -> list[str]:
+def server_command(
+    policy: SandboxPolicy,
+    run_dir: Path,
+    uids: tuple[int, int] | None,
+    seccomp_fd: int | None = None,
+    info_fd: int | None = None,
+) -> list[str]:
     """The command that starts a fork server in a fresh sandbox.
 
-    As root, bwrap sets the sandbox up with real privileges (no user namespace) and the fork
-    server then drops to `uid` for good, so the kernel's process limit counts this sandbox only.
-    As any other user, bwrap builds it in a user namespace, which the learner may not nest.
+    As root (`uids` given: the server's and its kernels'), bwrap sets the sandbox up with real
+    privileges (no user namespace) and leaves the server only the capabilities it needs to run
+    its kernels under the second uid; the seccomp filter refuses new user namespaces. As any
+    other user, bwrap builds the sandbox in a user namespace which the learner may not nest
+    (and the filter refuses too). `run_dir` is only used unsandboxed (LMS_SANDBOX=off).
     """
     python = [sys.executable, "-m", "autograder.forkserver"]
     if policy.mode == "off":
         return python
     python.append("--pid-namespace")  # the fork server may then kill(-1): only its own sandbox
     command = [bwrap_path() or "bwrap", "--die-with-parent", "--new-session", "--clearenv"]
-    if uid is not None:
+    if uids is not None:
         command += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
         command += ["--unshare-cgroup-try"]
-        for capability in ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN"):
+        for capability in SERVER_CAPABILITIES:
             command += ["--cap-add", capability]
-        python += ["--uid", str(uid), "--own", HOME]
+        python += ["--uid", str(uids[0]), "--kernel-uid", str(uids[1])]
+        python += ["--own", HOME, "--own", RUN_DIR]
     else:
         command += ["--unshare-all", "--unshare-user", "--disable-userns"]
     command += ["--hostname", "grader"]
+    if seccomp_fd is not None:
+        command += ["--seccomp", str(seccomp_fd)]
+    if info_fd is not None:
+        command += ["--info-fd", str(info_fd)]
     made: set[str] = set()
     bound: list[str] = []
 
@@ -140,10 +166,12 @@ def server_command(policy: SandboxPolicy, run_dir: Path, uid: int | None) -> lis
     grader = f"{GRADER_PATH}/autograder"
     command += [*parents(grader), "--ro-bind", str(PACKAGE_DIR), grader]
     command += ["--proc", "/proc", "--dev", "/dev"]
-    for device in policy.gpu_devices:
-        command += ["--dev-bind", device, device]
+    command += ["--perms", "1777", "--size", str(policy.shm_bytes), "--tmpfs", "/dev/shm"]
+    for host_file, device in policy.gpu_devices:
+        command += [*parents(device), "--dev-bind", host_file, device]
     command += [*parents(HOME), "--size", str(policy.home_bytes), "--tmpfs", HOME]
-    command += [*parents(RUN_DIR), "--bind", str(run_dir), RUN_DIR, "--chdir", HOME]
+    command += [*parents(RUN_DIR), "--size", str(policy.run_bytes), "--tmpfs", RUN_DIR]
+    command += ["--chdir", HOME]
     for name, value in {**server_environment(), "PYTHONPATH": GRADER_PATH}.items():
         command += ["--setenv", name, value]
     return [*command, "--", *python]

@@ -22,7 +22,7 @@ from flask import Flask, current_app
 
 from autograder.execute import ExecutionLimits
 from autograder.feedback import released_sources, render
-from autograder.gpu import GpuSlots, nvidia_devices
+from autograder.gpu import GpuSlots
 from autograder.grade import Grader, grader_for
 from autograder.sandbox import SandboxPolicy
 from lms.extensions import db
@@ -50,11 +50,8 @@ class _Graders:
             while len(self._open) >= MAX_GRADERS:
                 _, (stack, _grader) = self._open.popitem(last=False)
                 stack.close()
-            slots = GpuSlots.parse(str(config["GPU_SLOTS"]))
-            policy = SandboxPolicy(
-                mode=str(config["SANDBOX"]),
-                gpu_devices=nvidia_devices() if slots.available else (),
-            )
+            slots = GpuSlots.parse(str(config["GPU_SLOTS"]), Path(config["GPU_DEVICE_ROOT"]))
+            policy = SandboxPolicy(mode=str(config["SANDBOX"]))
             limits = ExecutionLimits(
                 cell_timeout=float(config["CELL_TIMEOUT"]),
                 notebook_timeout=float(config["NOTEBOOK_TIMEOUT"]),

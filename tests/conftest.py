@@ -182,3 +182,14 @@ def graders(app: Flask) -> Iterator[None]:
 
     yield
     worker.GRADERS.close()
+
+
+def needs(condition: bool, what: str) -> None:
+    """A check that needs what CI has (root, bwrap, cgroups, kernel headers): it fails loudly
+    without it, unless LMS_TEST_UNPRIVILEGED=1 says this is a developer machine without root,
+    where it is skipped (and says so)."""
+    if condition:
+        return
+    if os.environ.get("LMS_TEST_UNPRIVILEGED") == "1":
+        pytest.skip(f"needs {what} (LMS_TEST_UNPRIVILEGED=1)")
+    pytest.fail(f"needs {what}, as CI has (set LMS_TEST_UNPRIVILEGED=1 to skip on a dev machine)")

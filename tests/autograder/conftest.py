@@ -73,3 +73,24 @@ def submit(
 
 def score_of(result: GradeResult) -> float:
     return result.notebooks["double-it"].cells["test-double"].score
+
+
+def fake_gpus(root: Path, count: int) -> Path:
+    """A host tree with `count` NVIDIA GPUs as the driver shows them (/proc/driver/nvidia and
+    real character device files, major 195, that nothing opens): no GPU is needed to check
+    which device files a sandbox gets. Needs root (mknod), as CI runs."""
+    import os
+    import stat
+
+    for index in range(count):
+        info = root / f"proc/driver/nvidia/gpus/0000:0{index + 1}:00.0/information"
+        info.parent.mkdir(parents=True, exist_ok=True)
+        info.write_text(
+            f"Model:\t\t NVIDIA Fake\nDevice Minor:\t {index}\nGPU UUID:\t GPU-fake-{index}\n"
+        )
+    dev = root / "dev"
+    dev.mkdir(parents=True, exist_ok=True)
+    nodes = {f"nvidia{i}": i for i in range(count)} | {"nvidiactl": 255, "nvidia-uvm": 254}
+    for name, minor in nodes.items():
+        os.mknod(dev / name, stat.S_IFCHR | 0o666, os.makedev(195, minor))
+    return root

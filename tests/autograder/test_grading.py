@@ -13,13 +13,21 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.execute import execute_notebook
 from autograder.feedback import released_sources, render
 from autograder.gpu import GpuSlots
 from autograder.grade import Grader, grade_many, grader_for, learner_folders
-from autograder.pool import KernelPool
+from autograder.pool import KernelPool, KernelPoolError
 from autograder.sandbox import SandboxPolicy
 from autograder.stock import grade_stock
-from tests.autograder.conftest import LIMITS, SOLUTION, doubling_notebook, score_of, submit
+from tests.autograder.conftest import (
+    LIMITS,
+    SOLUTION,
+    doubling_notebook,
+    fake_gpus,
+    score_of,
+    submit,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PARITY = ROOT.parent / "shared" / "parity" / "nbgrader-docs-ps1"
@@ -192,18 +200,35 @@ def test_gpu_assignment_without_gpus_runs_on_cpu_and_says_so(doubling_source: Pa
     assert any("graded on the CPU" in e for e in result.errors)
 
 
-def test_gpu_slots_give_each_kernel_its_device_and_make_the_next_wait() -> None:
-    """Simulated slots (no GPU here): two kernels may share device 0; a third waits."""
-    slots = GpuSlots.parse("0,0")
-    with KernelPool(3, SandboxPolicy(), gpu=True, gpu_slots=slots) as pool:
-        with pool.kernel() as first, pool.kernel() as second:
-            assert first.device == second.device == "gpu:0"
-            assert slots.free == 0
+def test_gpu_slots_give_each_kernel_only_its_own_device(tmp_path: Path) -> None:
+    """Slots "0,0,1" over two GPUs (a fake driver tree: no GPU here): each sandbox holds one
+    slot for its life and has only that GPU's device file; setting CUDA_VISIBLE_DEVICES in
+    learner code reaches no other; with every slot taken, the next kernel waits."""
+    slots = GpuSlots.parse("0,0,1", fake_gpus(tmp_path, 2))
+    probe = (
+        "import os\nos.environ['CUDA_VISIBLE_DEVICES'] = '0,1'\n"
+        "print(sorted(n for n in os.listdir('/dev') if n.startswith('nvidia')),"
+        " os.path.exists('/dev/nvidia0'), os.path.exists('/dev/nvidia1'))"
+    )
+    with KernelPool(5, SandboxPolicy(), gpu=True, gpu_slots=slots) as pool:
+        assert pool.size == 3  # a sandbox per slot
+        kernels = [pool.lend(120) for _ in range(3)]
+        try:
+            assert sorted(k.device for k in kernels) == ["gpu:0", "gpu:0", "gpu:1"]
+            for kernel in kernels:
+                nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)])
+                execute_notebook(nb, kernel, LIMITS)
+                seen = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+                own = kernel.device.split(":")[1]
+                other = "1" if own == "0" else "0"
+                assert f"'nvidia{own}'" in seen and f"'nvidia{other}'" not in seen, seen
+                assert "'nvidiactl'" in seen
             started = time.monotonic()
-            with pytest.raises(Exception, match="no kernel became ready"):
-                with pool.kernel(timeout=2):
-                    pass
+            with pytest.raises(KernelPoolError, match="no kernel became ready"):
+                pool.lend(2)
             assert time.monotonic() - started >= 2
-            assert slots.waits >= 1
-        with pool.kernel(timeout=60) as third:  # a slot came back: the waiting kernel starts
-            assert third.device == "gpu:0"
+        finally:
+            for kernel in kernels:
+                pool.give_back(kernel)
+        with pool.kernel(timeout=120) as again:  # a slot came back: a kernel is warm on it
+            assert again.device.startswith("gpu:")

@@ -2,7 +2,8 @@
 
 Each submission below answers wrongly (double returns 0) and then plays a trick that, without
 the guard, would let the wrong answer pass or hide the failure. Every one must score zero on
-the test and be flagged. Real kernels, real sandbox.
+the test and be flagged: the guard either put the machinery back before the test (the test then
+ran as written, and failed) or refused the trick outright. Real kernels, real sandbox.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def send(stream, msg_or_type, content=None, *args, **kwargs):
     return original(stream, msg_or_type, content, *args, **kwargs)
 session.send = send
 """,
-    "the runner shadowed": WRONG + "__nbgrader_run_test__ = lambda *a, **k: None\n",
+    "the done-sentinel shadowed": WRONG + "__autograder_done__ = lambda *a, **k: None\n",
     "kernel exits": WRONG + "import os\nos._exit(0)\n",
     "kernel kills its sandbox's server": WRONG
     + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
@@ -116,17 +117,24 @@ REASONS = {
     "custom exception handler swallows assertions": "CustomTB was replaced",
     "fake module in sys.modules": "sys.modules['numpy'] was replaced",
     "kernel exits": "the kernel died",
-    "kernel kills its sandbox's server": "the kernel died",
     "messages with errors dropped": "Session.send was overridden",
     "numpy function replaced": "numpy.allclose was replaced",
     "pre_run_cell callback sets a trace": "pre_run_cell callback",
     "showtraceback code swapped": "showtraceback has changed code",
     "showtraceback silenced": "showtraceback was overridden",
-    "trace function skips the asserts": "trace or profile hook",
-    "the runner shadowed": "did not really run",
-    "run_cell replaced on the class": "did not really run",
-    "input transformer": "did not really run",
-    "AST transformer": "did not really run",
+    "trace function skips the asserts": "tried sys.settrace (refused)",
+    "run_cell replaced on the class": "ZMQInteractiveShell.run_cell was replaced",
+    "input transformer": "input/AST transformers were changed",
+    "AST transformer": "input/AST transformers were changed",
+    "builtins replaced": "builtins.type was replaced",
+}
+# Tricks that can no longer do anything: the test ran as written and simply failed.
+HARMLESS = {
+    # The kernel runs under a uid of its own: its fork server is out of its reach.
+    "kernel kills its sandbox's server",
+    # The sentinel is looked up like any name, so a learner can only shadow it to their cost:
+    # the test never completes, and its failure is shown as usual.
+    "the done-sentinel shadowed",
 }
 
 
@@ -134,9 +142,30 @@ REASONS = {
 def test_trick_scores_zero_and_is_flagged(grader: Grader, tmp_path: Path, trick: str) -> None:
     result = submit(grader, tmp_path, TRICKS[trick])
     assert score_of(result) == 0.0, result.to_json()
+    if trick in HARMLESS:
+        return
     assert result.flags, f"{trick}: not flagged: {result.to_json()}"
     if trick in REASONS:
         assert any(REASONS[trick] in flag for flag in result.flags), result.flags
+
+
+# The tricks alone, played after a right answer.
+NEUTRALISED = {
+    trick: TRICKS[trick].replace(WRONG, "").replace(ARRAYS_WRONG, "")
+    for trick in REASONS.keys() - {"kernel exits", "builtins replaced"}
+}
+NEUTRALISED["builtins replaced"] = "import builtins\nbuiltins.type = lambda obj, *rest: int\n"
+
+
+@pytest.mark.parametrize("trick", sorted(NEUTRALISED))
+def test_a_neutralised_trick_costs_no_honest_points(
+    grader: Grader, tmp_path: Path, trick: str
+) -> None:
+    """The same trick played by a right answer: the guard puts the machinery back, the test
+    runs as written and passes, the points stay, and the submission is flagged with why."""
+    result = submit(grader, tmp_path, SOLUTION + NEUTRALISED[trick])
+    assert score_of(result) == 2.0, result.to_json()
+    assert any(REASONS[trick] in flag for flag in result.flags), result.flags
 
 
 def test_numpy_tricks_would_pass_without_the_guard(grader: Grader, tmp_path: Path) -> None:
