@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, has_request_context, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_login import current_user
@@ -27,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         instance_relative_config=True,
     )
     config.load(app, test_config)
+    app.session_interface = SessionInterface()
     proxies = int(app.config["TRUSTED_PROXIES"])
     if proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -103,8 +105,15 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader  # type: ignore[untyped-decorator]
     def load_user(user_id: str) -> User | None:
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.active else None
+        """The user only while the cookie's `sid` is a valid server-side session of theirs
+        (not signed out, not revoked, the user active); anonymous otherwise."""
+        from lms.services import sessions
+
+        found = sessions.current(session.get("sid"))
+        if found is None or str(found.user_id) != user_id:
+            return None
+        sessions.touch(found)
+        return found.user
 
 
 def _template_globals() -> dict[str, Any]:
@@ -112,6 +121,17 @@ def _template_globals() -> dict[str, Any]:
 
     homes = access.homes(current_user) if current_user.is_authenticated else []
     return {"role_homes": homes, "languages": config.LANGUAGE_NAMES, "get_locale": get_locale}
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie Secure whenever the request came over
+    HTTPS (directly, or through a trusted proxy saying X-Forwarded-Proto: https), so that
+    `make run` on plain http://127.0.0.1 keeps working."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if has_request_context() and request.is_secure:
+            return True
+        return super().get_cookie_secure(app)
 
 
 def _security_headers(response: Response) -> Response:
@@ -123,4 +143,9 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.is_secure:
+        # Only over HTTPS: browsers ignore it on plain HTTP, and localhost must stay usable.
+        response.headers.setdefault(
+            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+        )
     return response

@@ -19,6 +19,9 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,  # default: instance/data
     "COURSES_DIR": None,  # default: courses/ beside lms/
     "GPU_SLOTS": "",
+    # Where the NVIDIA driver's files are (/proc/driver/nvidia, /dev/nvidia*): "/" on a real
+    # host; the tests use a fake tree to check which device files a sandbox gets.
+    "GPU_DEVICE_ROOT": "/",
     "KERNEL_POOL_SIZE": 2,
     # Labs' kernels from a Jupyter Kernel Gateway (its KG_AUTH_TOKEN, if any) instead of the
     # lab hub's sandbox pool. The gateway must list kernels (KG_LIST_KERNELS=True).
@@ -39,9 +42,14 @@ DEFAULTS: dict[str, Any] = {
     # Progress exports of up to this many learner rows are written while the browser waits;
     # larger ones are written by the worker, with a progress page.
     "EXPORT_INLINE_ROWS": 5000,
-    # Failed sign-ins allowed before the form refuses for a while (Flask-Limiter syntax).
-    "LOGIN_LIMIT_PER_ACCOUNT": "5 per 15 minutes",
-    "LOGIN_LIMIT_PER_IP": "30 per 15 minutes",
+    # Failed sign-ins (lms.services.login_throttle) before each further attempt waits 1 s,
+    # 2 s, 4 s... up to LOGIN_MAX_DELAY_SECONDS: per account and client address (15 minutes),
+    # per client address (15 minutes), per account (an hour; not for a browser holding the
+    # account's device cookie).
+    "LOGIN_FREE_FAILURES": 5,
+    "LOGIN_IP_FREE_FAILURES": 30,
+    "LOGIN_ACCOUNT_FREE_FAILURES": 20,
+    "LOGIN_MAX_DELAY_SECONDS": 900,
     # Look-ups of the public certificate verification page per client address.
     "VERIFY_LIMIT": "60 per minute",
     # Proxies in front of the LMS whose X-Forwarded-* headers are believed (make run: the lab
@@ -87,8 +95,11 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     cfg["QUEUE_URL"] = cfg["QUEUE_URL"] or f"sqlite:///{instance / 'queue.sqlite3'}"
     cfg["MAX_CONTENT_LENGTH"] = int(cfg["MAX_UPLOAD_MB"]) * 1024 * 1024
     queue_url = str(cfg["QUEUE_URL"])
+    # Flask-Limiter counts where every gunicorn worker sees the same counts: Redis, or a
+    # SQLite file of the instance (lms.ratelimit_storage), never one process's memory.
+    shared_file = f"lmssqlite://{instance / 'ratelimit.sqlite3'}"
     cfg.setdefault(
-        "RATELIMIT_STORAGE_URI", queue_url if queue_url.startswith("redis") else "memory://"
+        "RATELIMIT_STORAGE_URI", queue_url if queue_url.startswith("redis") else shared_file
     )
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key")

@@ -2,7 +2,10 @@
 
 - CSV: the learner rows, UTF-8 with a BOM (so Excel reads Korean and Vietnamese), ISO dates.
   Every text cell that a spreadsheet would read as a formula (it starts with = + - @, a tab or
-  a carriage return) gets a leading apostrophe (OWASP's advice on CSV injection).
+  a carriage return) gets a leading apostrophe (OWASP's advice on CSV injection). Every text
+  field is quoted (numbers stay bare), and inside text, wherever a spreadsheet splitting on
+  another character (";" in many locales, a tab, "|") or a line break would start a new cell
+  with = + - @ or a quote, an apostrophe goes before that character too.
 - XLSX (XlsxWriter, constant memory): a summary sheet with the funnel and the weekly
   completions as tables and native charts, a sheet per small table and the learner rows.
   Every text cell is written as a string, never as a formula, and keeps its characters.
@@ -52,12 +55,19 @@ FORMATS: dict[str, tuple[str, str]] = {
 
 # The first characters that make a spreadsheet read a cell as a formula (OWASP).
 RISKY = frozenset("=+-@\t\r")
+# Inside text: a character that another reader splits cells or rows on (a ";" or "|" list
+# separator, a tab, a line break), then spaces, then a formula character or a quote (which
+# would open a quoted cell starting with one). An apostrophe goes before that character.
+_SPLIT_THEN_RISKY = re.compile(r'([;|\t\r\n] *)(?=[=+\-@\t\r"])')
 
 
 def safe_text(value: str) -> str:
     """A text cell for CSV that no spreadsheet runs as a formula: text starting with = + - @,
-    a tab or a carriage return gets a leading apostrophe. Other text is unchanged."""
-    return "'" + value if value[:1] in RISKY else value
+    a tab or a carriage return gets a leading apostrophe, and so does such a character (or a
+    quote) right after a ; | tab or line break inside the text. Other text is unchanged."""
+    if value[:1] in RISKY:
+        value = "'" + value
+    return _SPLIT_THEN_RISKY.sub(r"\1'", value)
 
 
 def write(
@@ -106,7 +116,8 @@ def write_csv(
     report has no learner table)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     try:
-        writer = csv.writer(text)
+        # Every text field quoted, numbers bare (None and dates are written quoted too).
+        writer = csv.writer(text, quoting=csv.QUOTE_NONNUMERIC)
         table = report.learners
         if table is None:
             writer.writerow([safe_text(_("Figure")), safe_text(_("Value"))])
@@ -122,12 +133,10 @@ def write_csv(
 
 
 def _csv_row(row: Sequence[Any]) -> list[Any]:
-    # One pass, no per-cell function call for the common kinds: 50,000 rows in a fraction
-    # of a second. csv writes numbers with repr (plain digits), dates as ISO and None as "".
+    # One pass: 50,000 rows in a fraction of a second. csv writes numbers with repr (plain
+    # digits), dates as ISO and None as "".
     return [
-        ("'" + v if v[:1] in RISKY else v)
-        if isinstance(v, str)
-        else (_iso(v) if isinstance(v, datetime) else v)
+        safe_text(v) if isinstance(v, str) else (_iso(v) if isinstance(v, datetime) else v)
         for v in row
     ]
 

@@ -8,6 +8,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
+from lms import ratelimit_storage  # noqa: F401 - registers the lmssqlite:// storage scheme
 from lms.models.base import Base
 
 db = SQLAlchemy(model_class=Base)
@@ -15,5 +16,6 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
-# Storage comes from RATELIMIT_STORAGE_URI (memory, or Redis when the queue is Redis).
+# Storage comes from RATELIMIT_STORAGE_URI: Redis when the queue is Redis, else a SQLite file
+# of the instance (lms.ratelimit_storage) that all gunicorn workers share.
 limiter = Limiter(key_func=get_remote_address)

@@ -5,6 +5,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     DateField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -93,3 +94,10 @@ class DeleteForm(FlaskForm):  # type: ignore[misc]
     """An empty form: its CSRF token is what protects a revoke button."""
 
     submit = SubmitField(_l("Revoke"))
+
+
+class AccountStateForm(FlaskForm):  # type: ignore[misc]
+    """The deactivate and reactivate buttons: the CSRF token, and the email of the user the
+    page shows (a post without it, or naming someone else, changes nothing)."""
+
+    email = HiddenField(validators=[DataRequired(), Length(max=254)])

@@ -13,6 +13,7 @@ from wtforms.fields.choices import SelectChoice
 
 from lms.access import guard_blueprint
 from lms.admin.forms import (
+    AccountStateForm,
     CohortForm,
     DeleteForm,
     GrantForm,
@@ -121,8 +122,39 @@ def user_detail(user_id: int) -> ResponseReturnValue:
         .options(selectinload(Enrolment.cohort))
     ).all()
     return render_template(
-        "admin/user.html", user=user, form=form, revoke_form=DeleteForm(), enrolments=enrolments
+        "admin/user.html",
+        user=user,
+        form=form,
+        revoke_form=DeleteForm(),
+        state_form=AccountStateForm(),
+        enrolments=enrolments,
     )
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+def deactivate(user_id: int) -> ResponseReturnValue:
+    """The user is signed out everywhere at once (their lab stops) and cannot sign in."""
+    user = db.get_or_404(User, user_id)
+    form = AccountStateForm()
+    if form.validate_on_submit() and form.email.data == user.email:
+        if user.id == current_user.id:
+            flash(_("You cannot deactivate yourself."), "error")
+        elif user.active:
+            users.deactivate(user, by=current_user)
+            flash(
+                _("%(email)s is deactivated and signed out everywhere.", email=user.email), "info"
+            )
+    return redirect(url_for(".user_detail", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/reactivate")
+def reactivate(user_id: int) -> ResponseReturnValue:
+    user = db.get_or_404(User, user_id)
+    form = AccountStateForm()
+    if form.validate_on_submit() and form.email.data == user.email and not user.active:
+        users.reactivate(user, by=current_user)
+        flash(_("%(email)s may sign in again.", email=user.email), "info")
+    return redirect(url_for(".user_detail", user_id=user.id))
 
 
 @bp.post("/grants/<int:grant_id>/revoke")

@@ -4,68 +4,75 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
-from werkzeug.wrappers import Response
 
 from lms.auth.forms import LanguageForm, LoginForm
-from lms.extensions import limiter
-from lms.services import users
+from lms.services import login_throttle, sessions, users
 
 bp = Blueprint("auth", __name__)
 
 
-def _account_key() -> str:
-    return "login-account:" + users.normalize_email(request.form.get("email", ""))
-
-
-def _ip_key() -> str:
-    return "login-ip:" + (request.remote_addr or "unknown")
-
-
-def _login_failed(response: Response) -> bool:
-    return bool(g.get("login_failed"))
-
-
-def _limit(name: str) -> str:
-    from flask import current_app
-
-    return str(current_app.config[name])
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: _limit("LOGIN_LIMIT_PER_IP"),
-    key_func=_ip_key,
-    methods=["POST"],
-    deduct_when=_login_failed,
-)
-@limiter.limit(
-    lambda: _limit("LOGIN_LIMIT_PER_ACCOUNT"),
-    key_func=_account_key,
-    methods=["POST"],
-    deduct_when=_login_failed,
-)
 def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
-        user = users.authenticate(form.email.data, form.password.data)
-        if user is not None:
-            # A fresh session at sign-in: nothing from before (e.g. a planted one) carries over.
-            lang = session.get("lang")
-            session.clear()
-            if lang:
-                session["lang"] = lang
-            session.permanent = True
-            login_user(user)
-            users.record_login(user)
-            return redirect(safe_next(request.args.get("next")) or url_for("index"))
-        g.login_failed = True
-        flash(_("Invalid email or password."), "error")
-        return render_template("auth/login.html", form=form), 401
+        email = users.normalize_email(form.email.data)
+        ip = request.remote_addr
+        # A throttled attempt is refused before the password is even looked at.
+        wait = login_throttle.wait_seconds(
+            email, ip, trusted_device=login_throttle.trusted_device(email)
+        )
+        if wait:
+            return _throttled(form, wait)
+        user = users.authenticate(email, form.password.data)
+        if user is None:
+            login_throttle.record_failure(email, ip)
+            flash(_("Invalid email or password."), "error")
+            return render_template("auth/login.html", form=form), 401
+        login_throttle.record_success(email, ip)
+        # A fresh session at sign-in: nothing from before (e.g. a planted one) carries over,
+        # and a session this browser had before ends on the server too.
+        sessions.revoke(session.get("sid"), "replaced")
+        token = sessions.start(user, ip, request.user_agent.string)
+        lang = session.get("lang")
+        session.clear()
+        if lang:
+            session["lang"] = lang
+        session.permanent = True
+        login_user(user)
+        session["sid"] = token
+        users.record_login(user)
+        response = redirect(safe_next(request.args.get("next")) or url_for("index"))
+        login_throttle.remember_device(response, user)
+        return response
     return render_template("auth/login.html", form=form), 400 if form.errors else 200
+
+
+def _throttled(form: LoginForm, wait: int) -> ResponseReturnValue:
+    flash(
+        ngettext(
+            "Too many failed sign-ins. Wait %(num)d second, then try again.",
+            "Too many failed sign-ins. Wait %(num)d seconds, then try again.",
+            wait,
+        ),
+        "error",
+    )
+    response = make_response(render_template("auth/login.html", form=form), 429)
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 def safe_next(target: str | None) -> str | None:
@@ -81,6 +88,7 @@ def safe_next(target: str | None) -> str | None:
 @bp.post("/logout")
 @login_required  # type: ignore[untyped-decorator]
 def logout() -> ResponseReturnValue:
+    sessions.revoke(session.get("sid"), "sign-out")
     logout_user()
     session.clear()
     flash(_("You have been signed out."), "info")

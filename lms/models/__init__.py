@@ -35,6 +35,7 @@ from lms.models.programs import (
     cohort_courses,
 )
 from lms.models.reports import Certificate, ExportJob, ExportState
+from lms.models.security import LoginThrottle, UserSession
 
 __all__ = [
     "ApiToken",
@@ -49,6 +50,7 @@ __all__ = [
     "JobState",
     "LabKernel",
     "LabServer",
+    "LoginThrottle",
     "Submission",
     "Assignment",
     "AssignmentChange",
@@ -72,6 +74,7 @@ __all__ = [
     "Role",
     "RoleGrant",
     "User",
+    "UserSession",
     "cohort_courses",
     "utcnow",
 ]

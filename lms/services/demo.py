@@ -159,7 +159,7 @@ def _user(email: str, name: str, organisation: Organisation | None = None) -> Us
 
 def _learner_csv(rng: random.Random, first: int, count: int, orgs: list[Organisation]) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC)  # every text field quoted
     writer.writerow(["email", "name", "organisation"])
     for n in range(first, first + count):
         name = f"{rng.choice(FAMILY_NAMES)} {rng.choice(GIVEN_NAMES)}"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
+from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from lms.extensions import db
 from lms.models import Course, Organisation, Program, Role, RoleGrant, User, utcnow
-from lms.services import ServiceError
+from lms.services import ServiceError, sessions
 
 EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
 MIN_PASSWORD_LENGTH = 10
@@ -115,6 +116,29 @@ def grant_role(
 def revoke_grant(grant: RoleGrant) -> None:
     db.session.delete(grant)
     db.session.commit()
+
+
+def deactivate(user: User, by: User | None) -> None:
+    """The user can no longer sign in, and every session of theirs ends now (session_ended
+    is sent with all_sessions=True, which stops their lab). `by` is the admin (None: the
+    command line); nobody deactivates themself."""
+    if by is not None and by.id == user.id:
+        raise UserError("You cannot deactivate yourself.")
+    user.active = False
+    # One transaction: the flag and the revoked sessions commit together.
+    sessions.revoke_all(user, "deactivated")
+    current_app.logger.info(
+        "user %s deactivated by %s", user.email, by.email if by is not None else "the CLI"
+    )
+
+
+def reactivate(user: User, by: User | None) -> None:
+    """The user may sign in again (their old sessions stay ended)."""
+    user.active = True
+    db.session.commit()
+    current_app.logger.info(
+        "user %s reactivated by %s", user.email, by.email if by is not None else "the CLI"
+    )
 
 
 def set_locale(user: User, locale: str) -> None:

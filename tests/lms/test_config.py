@@ -27,7 +27,8 @@ def test_defaults_are_embedded_in_instance(tmp_path: Path, monkeypatch: pytest.M
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance / 'lms.sqlite3'}"
     assert app.config["QUEUE_URL"] == f"sqlite:///{instance / 'queue.sqlite3'}"
     assert app.config["DATA_DIR"] == str(instance / "data")
-    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    # Shared by all gunicorn workers (lms.ratelimit_storage), never one process's memory.
+    assert app.config["RATELIMIT_STORAGE_URI"] == f"lmssqlite://{instance / 'ratelimit.sqlite3'}"
 
 
 def test_secret_key_is_generated_once_and_private(

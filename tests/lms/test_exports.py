@@ -325,7 +325,7 @@ def test_write_dispatches_and_refuses_unknown_formats() -> None:
     for fmt, (mimetype, extension) in exports.FORMATS.items():
         out = io.BytesIO()
         exports.write(hand_built(), fmt, out)
-        assert out.getvalue()[:4] in (b"\xef\xbb\xbfL", b"PK\x03\x04", b"%PDF")
+        assert out.getvalue()[:4] in (b'\xef\xbb\xbf"', b"PK\x03\x04", b"%PDF")
         assert extension == fmt and "/" in mimetype
     with pytest.raises(ValueError, match="unknown export format"):
         exports.write(hand_built(), "docx", io.BytesIO())
@@ -457,7 +457,7 @@ def test_cli_exports_a_program(
     assert result.exit_code == 0, result.output
     assert f"Wrote {output} ({fmt}, 6 learner rows)." in result.output
     data = output.read_bytes()
-    assert data[:4] in (b"\xef\xbb\xbfC", b"PK\x03\x04", b"%PDF")
+    assert data[:4] in (b'\xef\xbb\xbf"', b"PK\x03\x04", b"%PDF")
     assert [p.name for p in folder.iterdir()] == [output.name]  # no partial file left
 
 
@@ -784,4 +784,4 @@ def test_the_worker_runs_queued_exports(
     db.session.expire_all()
     assert job.state == ExportState.DONE
     path = export_jobs.file_path(job)
-    assert path is not None and path.read_bytes().startswith(b"\xef\xbb\xbfLearner")
+    assert path is not None and path.read_bytes().startswith(b'\xef\xbb\xbf"Learner"')
