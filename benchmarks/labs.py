@@ -155,9 +155,15 @@ class Hub:
 
 def open_lab_and_run(base: str, session: requests.Session) -> float:
     """The time from "Open lab" to `1+1` answered by a kernel of the lab."""
-    lab_page = f"{base}/learn/cohorts/{COHORT}/courses/{COURSE}/{ASSIGNMENT}/lab"
+    assignment = f"{base}/learn/cohorts/{COHORT}/courses/{COURSE}/{ASSIGNMENT}/"
+    token = re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"', session.get(assignment).text
+    )
+    if token is None:
+        raise SystemExit("no Open lab form on the assignment page")
     start = time.perf_counter()
-    page = session.get(lab_page, timeout=120)
+    # "Open lab" is a form: the POST starts the lab, then the lab page frames it.
+    page = session.post(assignment + "lab/open", data={"csrf_token": token.group(1)}, timeout=120)
     found = re.search(r'class="lms-lab-frame" src="(/lab/\d+/)', page.text)
     if page.status_code != 200 or found is None:
         raise SystemExit(f"the lab page did not open a lab: {page.status_code}")

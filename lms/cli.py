@@ -411,11 +411,11 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
 
     from flask import current_app
 
-    from autograder.gpu import GpuSlots, nvidia_devices
+    from autograder.gpu import GpuSlots
     from autograder.pool import KernelPool
     from autograder.sandbox import SandboxPolicy, SandboxUnavailable
-    from lms.lab.hub import CPU, GPU, LAB_FIRST_UID, LabHub, Settings, make_proxy, serve
-    from lms.services.labs import DatabaseRecorder
+    from lms.lab.hub import CPU, GPU, LabHub, Settings, make_proxy, serve
+    from lms.services.labs import DatabaseRecorder, session_owner
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = app.config
@@ -425,6 +425,9 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
         data_dir=Path(config["DATA_DIR"]),
         session_cookie=str(config.get("SESSION_COOKIE_NAME") or "session"),
         session_max_age=int(app.permanent_session_lifetime.total_seconds()),
+        session_owner=session_owner(app),
+        trusted_proxies=max(1, int(config["TRUSTED_PROXIES"])),
+        sandbox=str(config["SANDBOX"]),
         max_servers=int(config["LAB_SERVERS"]),
         kernels=int(config["LAB_KERNELS"]),
         kernels_per_learner=int(config["LAB_KERNELS_PER_LEARNER"]),
@@ -439,8 +442,7 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
     recorder.all_stopped("hub restarted")
     pools: dict[str, KernelPool] = {}
     if not settings.gateway_url:
-        slots = GpuSlots.parse(str(config["GPU_SLOTS"]))
-        settings.gpu_devices = slots.devices
+        slots = GpuSlots.parse(str(config["GPU_SLOTS"]), Path(config["GPU_DEVICE_ROOT"]))
         mode = str(config["SANDBOX"])
         preload = [m.strip() for m in str(config["LAB_PRELOAD"]).split(",") if m.strip()]
         try:
@@ -450,24 +452,26 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
                 preload=preload,
                 folder="lab",
                 unset_env=("NBGRADER_EXECUTION",),  # a lab is not an autograder run
-                first_uid=LAB_FIRST_UID,
+                guard=False,  # labs are not graded
             )
-            if slots.available:  # one sandbox per slot, with the GPU devices in it
+            if slots.available:  # one sandbox per slot, with only that slot's device files
                 pools[GPU] = KernelPool(
                     len(slots.devices),
-                    SandboxPolicy(mode=mode, gpu_devices=nvidia_devices()),
+                    SandboxPolicy(mode=mode),
                     preload=preload,
-                    gpu=True,  # CUDA_VISIBLE_DEVICES="" until the hub gives it a slot
+                    gpu=True,
+                    gpu_slots=slots,
                     folder="lab",
                     unset_env=("NBGRADER_EXECUTION",),
-                    first_uid=LAB_FIRST_UID + settings.kernels,
+                    guard=False,
                 )
         except SandboxUnavailable as e:
             for pool in pools.values():
                 pool.close()
             _fail(str(e))
     api_port = urlsplit(str(config["LAB_HUB_URL"])).port or 8091
-    hub = LabHub(settings, pools, recorder, make_proxy(lms_url), api_port, api_host)
+    hub = LabHub(settings, pools, recorder, None, api_port, api_host)
+    hub.proxy = make_proxy(lms_url, hub)
     click.echo(f"Lab hub: http://{host}:{port}/ (LMS at {lms_url}, API on {api_port})")
 
     async def main() -> None:
@@ -714,3 +718,28 @@ def export_progress(
             partial.unlink(missing_ok=True)
             raise
     click.echo(f"Wrote {output} ({fmt}, {total:,} learner rows).")
+
+
+@lms.command("deactivate-user")
+@click.argument("email")
+def deactivate_user(email: str) -> None:
+    """Deactivate a user: signed out of every browser now (their lab stops), no new sign-in."""
+    user = users.find_by_email(email)
+    if user is None:
+        _fail(f"No user with email {email}.")
+    try:
+        users.deactivate(user, by=None)
+    except ServiceError as e:
+        _fail(str(e))
+    click.echo(f"Deactivated {user.email}; every session of theirs has ended.")
+
+
+@lms.command("reactivate-user")
+@click.argument("email")
+def reactivate_user(email: str) -> None:
+    """Let a deactivated user sign in again."""
+    user = users.find_by_email(email)
+    if user is None:
+        _fail(f"No user with email {email}.")
+    users.reactivate(user, by=None)
+    click.echo(f"Reactivated {user.email}; they may sign in again.")

@@ -112,9 +112,13 @@ def _no_store(response: Response) -> Response:
 
 
 def _my_job(job_id: int) -> ExportJob:
-    """The requester's own export (any, for an admin); 404 for anyone else's."""
+    """The requester's own export (any, for an admin), while they may still export its
+    subject: a coordinator or instructor who lost the grant since finds nothing (404)."""
     job = db.get_or_404(ExportJob, job_id)
     if job.requested_by_id != current_user.id and not current_user.is_admin:
+        abort(404)
+    subject = export_jobs.subject_of(job)
+    if subject is None or export_jobs.allowed(current_user, job.scope, subject) is None:
         abort(404)
     return job
 

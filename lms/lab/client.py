@@ -20,12 +20,20 @@ class LabClientError(RuntimeError):
 
 
 class LabClient:
-    """A lab server at `base` (e.g. http://127.0.0.1:8000/lab/7/) as the holder of `cookies`."""
+    """A lab server at `base` (e.g. http://127.0.0.1:8000/lab/7/) as the holder of `cookies`
+    (a browser's, through the proxy) or of `headers` (the hub's, straight to the server)."""
 
-    def __init__(self, base: str, cookies: dict[str, str], timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base: str,
+        cookies: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.base = base if base.endswith("/") else base + "/"
         self.http = requests.Session()
-        self.http.cookies.update(cookies)
+        self.http.cookies.update(cookies or {})
+        self.http.headers.update(headers or {})
         self.timeout = timeout
 
     def _xsrf(self) -> str:
@@ -64,7 +72,10 @@ class LabClient:
         An error in the code raises LabClientError with the error's name and value."""
         url = self.base.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
         cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
-        socket = websocket.create_connection(url, cookie=cookie, timeout=timeout)
+        headers = [f"{k}: {v}" for k, v in self.http.headers.items() if k.lower().startswith("x-")]
+        socket = websocket.create_connection(
+            url, cookie=cookie or None, header=headers, timeout=timeout
+        )
         try:
             return _run(socket, code, time.monotonic() + timeout)
         finally:

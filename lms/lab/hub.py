@@ -10,8 +10,16 @@
   sandboxed kernels (autograder.pool, the grading sandbox), at most LMS_LAB_KERNELS at once and
   LMS_LAB_KERNELS_PER_LEARNER per learner; a learner beyond the pool waits in a queue whose
   place the lab page shows. The folder of the notebook is copied into the kernel's sandbox.
-- **API.** Lab servers and the LMS speak to the hub on a private port with a token derived
-  from the LMS secret key (lms.services.labs on the LMS side, lms.lab.kernels in lab servers).
+- **Who gets in.** The proxy itself checks every request to /lab/<owner>/ against the LMS's
+  server-side sessions (session_owner: a signed-out, revoked or deactivated session is refused at
+  once, answers are cached for a few seconds), removes the LMS's cookies, forwarded headers a
+  client made up, and adds the lab server's own credential. Lab servers hold no secret of the LMS.
+- **Lab servers in a sandbox.** Each runs in bubblewrap under a uid of its own (as root): the
+  system and the Python environment read-only, only its owner's workspace and its private folder
+  writable, the seccomp filter of the kernels, a cgroup capping its memory and processes.
+- **API.** The LMS speaks to the hub on a private port with a token derived from the LMS secret
+  key (lms.services.labs); each lab server has a token of its own that only lends and returns
+  its owner's kernels (lms.lab.kernels).
 
 It is started by `flask lms labs` (make run does); what it does is recorded through a
 Recorder (lms.services.labs), which the LMS pages read.
@@ -25,13 +33,14 @@ import hmac
 import json
 import logging
 import os
-import queue
+import re
 import secrets
 import signal
 import socket
 import stat
 import subprocess
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,10 +52,11 @@ from typing import Any, Protocol, TypeVar
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from autograder.pool import Kernel, KernelPool, run_coroutine
-from lms.lab import base_url, hub_token, kernels, server
+from autograder import cgroups, leases, sandbox, seccomp
+from autograder.pool import Kernel, KernelPool
+from lms.lab import base_url, hub_token, kernels, relay, server
 from lms.lab.client import LabClient, LabClientError
-from lms.lab.identity import session_serializer
+from lms.lab.identity import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,8 +69,16 @@ SKIPPED_FOLDERS = {".ipynb_checkpoints", "__pycache__", ".git"}
 
 
 CPU, GPU = "cpu", "gpu"
-# The lab pools' sandbox uids (as root): a range of their own, away from grading's (61000+).
-LAB_FIRST_UID = 63000
+# What a lab server's sandbox may use (it runs no learner code: Jupyter's own server only).
+LAB_SERVER_MEMORY = 2 * 1024**3
+LAB_SERVER_PROCESSES = 256
+LAB_SERVER_TMP = 64 * 1024**2
+# How long the proxy trusts an answer about a session (sign-out also stops the lab at once).
+SESSION_CACHE_SECONDS = 5.0
+# Cookies of the LMS that never reach a lab server.
+LMS_COOKIES = ("session", "lms_device")
+# Forwarded headers a client may have made up: the proxy sets its own.
+FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port")
 
 
 class HubError(Exception):
@@ -86,6 +104,10 @@ class Settings:
     data_dir: Path  # LMS_DATA_DIR: workspaces/<user>/ are the servers' roots
     session_cookie: str = "session"
     session_max_age: int = 12 * 3600
+    # The LMS's answer to "whose valid session is this cookie?" (blocking; None: nobody's).
+    session_owner: Callable[[str], int | None] | None = None
+    trusted_proxies: int = 1  # LMS_TRUSTED_PROXIES: this hub and any proxy in front of it
+    sandbox: str = "bwrap"  # lab servers run in bubblewrap ("off": development only)
     max_servers: int = 50
     kernels: int = 4
     kernels_per_learner: int = 2
@@ -93,8 +115,84 @@ class Settings:
     cull_every_seconds: float = 60.0
     gateway_url: str = ""  # kernels from a Jupyter Kernel Gateway instead of the pool
     gateway_token: str = ""  # the gateway's KG_AUTH_TOKEN, if it has one
-    gpu_devices: tuple[str, ...] = ()  # LMS_GPU_SLOTS: one entry per concurrent GPU kernel
     gpu_idle_seconds: float = 10 * 60  # a GPU kernel idle this long gives its slot back
+
+
+# The project's root: lab servers import lms.lab from it (only its lms/ folder is mounted).
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def lab_sandbox_command(
+    command: list[str],
+    root: Path,
+    private: Path,
+    uid: int | None,
+    seccomp_fd: int,
+    relays: Path,
+) -> list[str]:
+    """A lab server in bubblewrap: the system, the Python environment and the project's lms/
+    package read-only; its owner's workspace and its private folder writable; a capped /tmp;
+    its own PID namespace (it cannot see or signal another server); the network shared (it
+    listens on the loopback for the proxy). As root it then runs under `uid` with no capability
+    left (setpriv); otherwise bwrap's user namespace keeps it unprivileged."""
+    wrapped = [sandbox.bwrap_path() or "bwrap", "--die-with-parent", "--new-session"]
+    wrapped += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if uid is not None:
+        wrapped += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        wrapped += ["--unshare-user", "--disable-userns"]
+    wrapped += ["--seccomp", str(seccomp_fd)]
+    bound: list[str] = []
+    made: set[str] = set()
+
+    def parents(dest: str) -> list[str]:
+        """Folders on the way to a mount point, made traversable (bwrap makes them 0700)."""
+        args = []
+        for parent in reversed(Path(dest).parents[:-1]):
+            name = str(parent)
+            if name not in made and not any(name == b or name.startswith(b + "/") for b in bound):
+                args += ["--perms", "0755", "--dir", name]
+                made.add(name)
+        return args
+
+    for path in [*_system_paths(), str(REPOSITORY / "lms")]:
+        if os.path.islink(path) and path.count("/") == 1:  # merged /usr: /lib -> usr/lib
+            wrapped += ["--symlink", os.readlink(path), path]
+        elif not any(path == b or path.startswith(b + "/") for b in bound):
+            wrapped += [*parents(path), "--ro-bind", path, path]
+        bound.append(path)
+    wrapped += ["--proc", "/proc", "--dev", "/dev"]
+    wrapped += ["--size", str(LAB_SERVER_TMP), "--perms", "1777", "--tmpfs", "/tmp"]
+    made.add("/tmp")  # a tmpfs now: folders below it are made traversable, it stays 1777
+    # After /tmp: the data folder may live under it (tests), and a later mount would hide it.
+    for folder in (str(root), str(private)):
+        wrapped += [*parents(folder), "--bind", folder, folder]
+    wrapped += [*parents(relay.INSIDE), "--bind", str(relays), relay.INSIDE]
+    wrapped += ["--chdir", str(private), "--"]
+    if uid is not None:
+        wrapped += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        wrapped += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return wrapped + command
+
+
+def _system_paths() -> list[str]:
+    """What a lab server reads: the system, the interpreter and its packages (as a kernel's
+    sandbox does), and the certificates and time zones libraries may look up."""
+    from autograder.sandbox import _read_only_paths
+
+    extra = [p for p in ("/etc/ssl", "/usr/share/zoneinfo", "/etc/localtime") if os.path.exists(p)]
+    return [*_read_only_paths(), *extra]
+
+
+def _own_tree(folder: Path, uid: int) -> None:
+    """The folder and everything in it to uid (links are changed, never followed)."""
+    os.chown(folder, uid, uid, follow_symlinks=False)
+    for directory, subfolders, names in os.walk(folder, followlinks=False):
+        for name in [*subfolders, *names]:
+            try:
+                os.chown(Path(directory) / name, uid, uid, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
 
 
 def free_port() -> int:
@@ -109,6 +207,11 @@ class LabServer:
     port: int
     process: subprocess.Popen[bytes]
     started_at: datetime
+    token: str = ""  # the server's credential: the proxy adds it to its owner's requests
+    api_token: str = ""  # what the server shows the hub's API (its owner's kernels only)
+    lease: leases.Lease | None = None  # its sandbox uid (as root)
+    cgroup: cgroups.SandboxCgroup | None = None
+    relay_folder: Path | None = None  # where its kernels' channels are relayed (lms.lab.relay)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     failed: str | None = None
     last_activity: datetime | None = None
@@ -128,6 +231,7 @@ class LentKernel:
     kind: str = CPU
     device: str | None = None  # the GPU slot's device, for a GPU kernel
     lab_kernel_id: str = ""  # the lab server's id of this kernel (to shut it down there)
+    relay: relay.KernelRelay | None = None  # its channels, as its lab server reaches them
 
 
 class LabHub:
@@ -154,10 +258,42 @@ class LabHub:
         self._kernel_freed = asyncio.Condition()
         self.runtime = settings.data_dir / "labs"
         self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-hub")
-        self._signer = session_serializer(settings.secret_key, settings.session_max_age)
+        # cookie value -> (owner or None, until when the answer holds)
+        self._sessions: dict[str, tuple[int | None, float]] = {}
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
+
+    # Who may reach a lab --------------------------------------------------------------------
+
+    async def session_owner(self, cookie: str) -> int | None:
+        """The LMS user whose valid server-side session this cookie value is (None: nobody's,
+        or signed out, revoked, deactivated). Answers are kept SESSION_CACHE_SECONDS."""
+        check = self.settings.session_owner
+        if not cookie or check is None:
+            return None
+        now = time.monotonic()
+        cached = self._sessions.get(cookie)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        owner = await self.blocking(check, cookie)
+        if len(self._sessions) > 10_000:  # a flood of made-up cookies stays bounded
+            self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
+            if len(self._sessions) > 10_000:
+                self._sessions.clear()
+        self._sessions[cookie] = (owner, now + SESSION_CACHE_SECONDS)
+        return owner
+
+    def forget_sessions(self, owner: int) -> None:
+        """The LMS says this learner's sessions changed (signed out somewhere)."""
+        self._sessions = {k: v for k, v in self._sessions.items() if v[0] != owner}
+
+    def api_owner(self, token: str) -> int | None:
+        """The owner whose lab server holds this API token (None: no server's)."""
+        for lab in self.servers.values():
+            if lab.api_token and hmac.compare_digest(token.encode(), lab.api_token.encode()):
+                return lab.owner
+        return None
 
     # Lab servers -----------------------------------------------------------------------------
 
@@ -207,44 +343,72 @@ class LabHub:
         config = server.write_config(
             private / "lab.json",
             owner,
-            self.settings.session_cookie,
-            self.settings.session_max_age,
             idle_seconds=self.settings.idle_seconds,
             gateway_url=self.settings.gateway_url,
         )
         port = free_port()
+        token, api_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
-            "HOME": str(private),
-            "JUPYTER_RUNTIME_DIR": str(private / "runtime"),
-            "JUPYTER_DATA_DIR": str(private / "data"),
-            "JUPYTER_CONFIG_DIR": str(private / "config"),
-            "JUPYTER_PLATFORM_DIRS": "1",
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-            server.SECRET_ENV: self.settings.secret_key,
+            "USER": f"learner-{owner}",
+            **server.environment(private),
+            "PYTHONPATH": str(REPOSITORY),
+            server.TOKEN_ENV: token,
             kernels.HUB_URL_ENV: f"http://127.0.0.1:{self.api_port}",
-            kernels.HUB_TOKEN_ENV: self.token,
+            kernels.HUB_TOKEN_ENV: api_token,
             kernels.OWNER_ENV: str(owner),
         }
         if self.settings.gateway_url and self.settings.gateway_token:
             # jupyter-server's gateway client reads it there: never on a command line.
             env["JUPYTER_GATEWAY_AUTH_TOKEN"] = self.settings.gateway_token
+        lease, cgroup, relays = None, None, None
+        fds: tuple[int, ...] = ()
+        command = server.command(config, root, port)
+        if self.settings.sandbox == "bwrap":
+            if os.geteuid() == 0:
+                lease = leases.claim(
+                    "sandbox-uid", range(sandbox.FIRST_UID, sandbox.FIRST_UID + sandbox.UID_COUNT)
+                )
+                _own_tree(root, lease.value)
+                _own_tree(private, lease.value)
+            relays = relay.owner_folder(owner, lease.value if lease else None)
+            cgroup = cgroups.SandboxCgroup.create(
+                f"lab-{owner}", LAB_SERVER_MEMORY, LAB_SERVER_PROCESSES
+            )
+            fds = (seccomp.program_fd(),)
+            command = lab_sandbox_command(
+                command, root, private, lease.value if lease else None, fds[0], relays
+            )
+            if cgroup is not None:
+                command = cgroup.wrap(command)
         log_file = open(private / "server.log", "ab")  # noqa: SIM115 - the child keeps it
         try:
             process = subprocess.Popen(
-                server.command(config, root, port),
+                command,
                 env=env,
                 cwd=private,  # never the workspace: no config file of the learner's is read
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=fds,
             )
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         finally:
             log_file.close()
+            for fd in fds:
+                os.close(fd)
         (private / "server.pid").write_text(str(process.pid))
-        return LabServer(owner, port, process, datetime.now(UTC))
+        folder = relays if self.settings.sandbox == "bwrap" else relay.owner_folder(owner, None)
+        return LabServer(
+            owner, port, process, datetime.now(UTC), token, api_token, lease, cgroup, folder
+        )
 
     def stop_orphans(self) -> list[int]:
         """Stop the lab servers a previous hub left running (it was killed, not stopped):
@@ -274,7 +438,7 @@ class LabHub:
             if lab.process.poll() is not None:
                 raise HubError(500, f"lab server exited: {self._log_tail(lab.owner)}")
             try:
-                await client.fetch(url, request_timeout=2)
+                await client.fetch(url, headers=self.server_headers(lab), request_timeout=2)
                 return
             except (HTTPClientError, OSError):
                 await asyncio.sleep(0.1)
@@ -297,19 +461,41 @@ class LabHub:
             except KeyError:
                 pass
         if lab.process.poll() is None:
-            lab.process.send_signal(signal.SIGTERM)  # the server shuts its kernels down first
+            await self._ask_to_shut_down(lab)  # the server shuts its kernels down first
             for _ in range(100):
                 if lab.process.poll() is not None:
                     break
                 await asyncio.sleep(0.1)
             else:
-                os.killpg(lab.process.pid, signal.SIGKILL)
+                try:
+                    os.killpg(lab.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 await self.blocking(lab.process.wait)
+        if lab.cgroup is not None:
+            await self.blocking(lab.cgroup.remove)
+        if lab.lease is not None:
+            lab.lease.release()
+        self._sessions = {k: v for k, v in self._sessions.items() if v[0] != owner}
         for lent in [k for k in self.kernels.values() if k.owner == owner]:
             await self.give_back(lent.id)  # what a killed server could not give back
         await self.blocking(self.recorder.server_stopped, owner, reason)
         log.info("lab server of learner %s stopped (%s)", owner, reason)
         return True
+
+    async def _ask_to_shut_down(self, lab: LabServer) -> None:
+        """jupyter-server's own shutdown (kernels first); a signal to its sandbox otherwise."""
+        url = f"{lab.target}{base_url(lab.owner)}api/shutdown"
+        request = HTTPRequest(
+            url, method="POST", body=b"", headers=self.server_headers(lab), request_timeout=5
+        )
+        try:
+            await AsyncHTTPClient().fetch(request)
+        except (HTTPClientError, OSError):
+            try:
+                os.killpg(lab.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     async def stop_all(self, reason: str) -> None:
         for owner in list(self.servers):
@@ -342,15 +528,7 @@ class LabHub:
         kind = CPU
         if GPU in self.pools and await self.blocking(self.recorder.needs_gpu, relative):
             kind = GPU
-        held = len(self.lent(owner=owner))
-        if held >= self.settings.kernels_per_learner:
-            raise HubError(
-                429,
-                f"You already have {held} kernels running: shut one down "
-                "(Running tab or Kernel menu) to start another.",
-            )
-        if kind == GPU and self.lent(GPU, owner):
-            raise HubError(429, "You already have a GPU kernel: shut it down to start another one.")
+        self._check_cap(owner, kind)  # at once, when the learner is over it already
         pool, waiting = self.pools[kind], self.queues[kind]
         reference, started = secrets.token_hex(8), datetime.now(UTC)
         waiting.append(owner)
@@ -362,10 +540,12 @@ class LabHub:
                     ),
                     timeout,
                 )
+                # Again now, with the lock held: parallel requests of one learner queued
+                # together, and each reservation counts before the next is looked at.
+                self._check_cap(owner, kind)
                 # Reserved before the lock is let go: the next in the queue waits for another.
-                device = self._free_device() if kind == GPU else None
                 self.kernels[reference] = LentKernel(
-                    reference, owner, None, 0, started, kind, device, lab_kernel_id
+                    reference, owner, None, 0, started, kind, None, lab_kernel_id
                 )
         except TimeoutError:
             raise HubError(503, "no kernel became free in time: try again later") from None
@@ -377,8 +557,6 @@ class LabHub:
             try:
                 files = await self.blocking(_folder_files, folder)
                 await self.blocking(kernel.put_files, pool.folder, files)
-                if device is not None:
-                    await self.blocking(_show_only_device, kernel, device)
             except BaseException:
                 pool.give_back(kernel)
                 raise
@@ -389,18 +567,40 @@ class LabHub:
         if reference not in self.kernels:  # the server stopped meanwhile
             pool.give_back(kernel)
             raise HubError(409, "the lab server stopped")
+        lab = self.servers.get(owner)
+        try:
+            if lab is None or lab.relay_folder is None:
+                raise HubError(409, "the lab server is not running")
+            uid = lab.lease.value if lab.lease is not None else None
+            inside = relay.INSIDE if self.settings.sandbox == "bwrap" else str(lab.relay_folder)
+            channels = await self.blocking(
+                relay.KernelRelay, kernel.connection, lab.relay_folder, f"k{reference}", uid, inside
+            )
+        except BaseException:
+            self.kernels.pop(reference, None)
+            pool.give_back(kernel)
+            await self._notify()
+            raise
         usage = await self.blocking(self.recorder.kernel_started, owner, relative)
-        lent = LentKernel(reference, owner, kernel, usage, started, kind, device, lab_kernel_id)
+        # A GPU kernel's sandbox holds one slot, and sees only that device's files.
+        device = kernel.device.partition(":")[2] if kind == GPU else None
+        lent = LentKernel(
+            reference, owner, kernel, usage, started, kind, device, lab_kernel_id, channels
+        )
         self.kernels[reference] = lent
         return lent
 
-    def _free_device(self) -> str:
-        """A GPU slot no lent kernel holds (there is one: the pool is as big as the slots)."""
-        devices = list(self.settings.gpu_devices)
-        for held in self.lent(GPU):
-            if held.device in devices:
-                devices.remove(held.device)
-        return devices[0]
+    def _check_cap(self, owner: int, kind: str) -> None:
+        """Refuse a kernel over the learner's cap (reservations included)."""
+        held = len(self.lent(owner=owner))
+        if held >= self.settings.kernels_per_learner:
+            raise HubError(
+                429,
+                f"You already have {held} kernels running: shut one down "
+                "(Running tab or Kernel menu) to start another.",
+            )
+        if kind == GPU and self.lent(GPU, owner):
+            raise HubError(429, "You already have a GPU kernel: shut it down to start another one.")
 
     def pool_size(self, kind: str = CPU) -> int:
         pool = self.pools.get(kind)
@@ -418,6 +618,8 @@ class LabHub:
         lent = self.kernels.pop(reference, None)
         if lent is None:
             return False
+        if lent.relay is not None:
+            await self.blocking(lent.relay.close)
         if lent.kernel is not None:
             self.pools[lent.kind].give_back(lent.kernel)
             await self.blocking(self.recorder.kernel_stopped, lent.usage)
@@ -442,15 +644,15 @@ class LabHub:
 
     # Idle culling ----------------------------------------------------------------------------
 
-    def owner_cookies(self, owner: int) -> dict[str, str]:
-        """An LMS session of the owner: how the hub asks a lab server about itself."""
-        return {self.settings.session_cookie: self._signer.dumps({"_user_id": str(owner)})}
+    @staticmethod
+    def server_headers(lab: LabServer) -> dict[str, str]:
+        """How the hub speaks to a lab server as its owner: the server's own credential."""
+        return {TOKEN_HEADER: lab.token}
 
     async def last_activity(self, lab: LabServer) -> datetime | None:
         """When the server last saw its learner or a kernel do anything (its /api/status)."""
         url = f"{lab.target}{base_url(lab.owner)}api/status"
-        cookie = "; ".join(f"{k}={v}" for k, v in self.owner_cookies(lab.owner).items())
-        request = HTTPRequest(url, headers={"Cookie": cookie}, request_timeout=5)
+        request = HTTPRequest(url, headers=self.server_headers(lab), request_timeout=5)
         try:
             response = await AsyncHTTPClient().fetch(request)
         except (HTTPClientError, OSError):
@@ -490,7 +692,7 @@ class LabHub:
             if lab is None or not lent.lab_kernel_id:
                 continue
             client = LabClient(
-                lab.target + base_url(lab.owner), self.owner_cookies(lab.owner), timeout=10
+                lab.target + base_url(lab.owner), headers=self.server_headers(lab), timeout=10
             )
             try:
                 models = await self.blocking(client.api, "GET", "api/kernels")
@@ -550,34 +752,6 @@ class LabHub:
         }
 
 
-def _show_only_device(kernel: Kernel, device: str) -> None:
-    """Point the kernel at its GPU slot before the learner's first cell: CUDA reads
-    CUDA_VISIBLE_DEVICES when it starts in the process, which nothing has made it do yet."""
-    code = f"import os as _os; _os.environ['CUDA_VISIBLE_DEVICES'] = {device!r}; del _os"
-
-    async def run() -> None:
-        client = kernel.client()
-        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-        try:
-            msg_id = client.execute(code, silent=True, store_history=False)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    reply = await client.get_shell_msg(timeout=1.0)
-                except queue.Empty:
-                    continue
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    if reply["content"].get("status") != "ok":
-                        raise HubError(500, "the GPU kernel could not be set up")
-                    return
-            raise HubError(504, "the GPU kernel did not answer")
-        finally:
-            client.stop_channels()
-            kernel.close_context()
-
-    run_coroutine(run())
-
-
 def _folder_files(folder: Path) -> dict[str, bytes]:
     """The regular files under folder (links are never followed), for a kernel's sandbox."""
     files: dict[str, bytes] = {}
@@ -611,14 +785,27 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 
 
 class ApiHandler(web.RequestHandler):
+    """The LMS's token may do anything; a lab server's token only what KernelScoped allows,
+    for its own owner."""
+
     hub: LabHub
+    server_may_call = False  # a lab server's own token is good here (its kernels)
+    server_owner: int | None = None  # set when a lab server's token was shown
 
     def initialize(self, hub: LabHub) -> None:
         self.hub = hub
 
     def prepare(self) -> None:
         given = self.request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"token {self.hub.token}".encode()):
+        if hmac.compare_digest(given.encode(), f"token {self.hub.token}".encode()):
+            return
+        owner = self.hub.api_owner(given[6:]) if given.startswith("token ") else None
+        if owner is None or not self.server_may_call:
+            raise web.HTTPError(403)
+        self.server_owner = owner
+
+    def check_owner(self, owner: int) -> None:
+        if self.server_owner is not None and owner != self.server_owner:
             raise web.HTTPError(403)
 
     def body(self) -> dict[str, Any]:
@@ -663,37 +850,57 @@ class ServerHandler(ApiHandler):
 
 
 class KernelsHandler(ApiHandler):
+    server_may_call = True
+
     async def post(self) -> None:
         body = self.body()
         try:
+            owner = int(body["owner"])
+            self.check_owner(owner)
             lent = await self.hub.lend(
-                int(body["owner"]), str(body.get("cwd", "")), str(body.get("kernel_id", ""))
+                owner, str(body.get("cwd", "")), str(body.get("kernel_id", ""))
             )
         except HubError as e:
             raise _fail(e) from e
         except (KeyError, ValueError):
             raise web.HTTPError(400) from None
-        assert lent.kernel is not None
-        connection = {k: v for k, v in lent.kernel.connection.items() if k != "kernel_name"}
+        assert lent.relay is not None
+        connection = {k: v for k, v in lent.relay.connection.items() if k != "kernel_name"}
         self.finish({"id": lent.id, "connection": connection})
 
 
 class KernelHandler(ApiHandler):
-    async def get(self, reference: str) -> None:
-        if reference not in self.hub.kernels:
+    server_may_call = True
+
+    def lent_here(self, reference: str) -> None:
+        lent = self.hub.kernels.get(reference)
+        if lent is None:
             raise web.HTTPError(404)
+        if self.server_owner is not None and lent.owner != self.server_owner:
+            raise web.HTTPError(404)  # another learner's kernel: not there for this server
+
+    async def get(self, reference: str) -> None:
+        self.lent_here(reference)
         alive = await self.hub.blocking(self.hub.alive, reference)
         self.finish({"alive": alive})
 
     async def delete(self, reference: str) -> None:
+        if reference in self.hub.kernels:
+            self.lent_here(reference)
         self.finish({"given_back": await self.hub.give_back(reference)})
 
 
-class InterruptHandler(ApiHandler):
+class InterruptHandler(KernelHandler):
     async def post(self, reference: str) -> None:
-        if reference not in self.hub.kernels:
-            raise web.HTTPError(404)
+        self.lent_here(reference)
         await self.hub.blocking(self.hub.interrupt, reference)
+        self.finish({"ok": True})
+
+
+class SessionsHandler(ApiHandler):
+    def post(self, owner: str) -> None:
+        """The LMS: this learner signed out somewhere; ask again about their cookies."""
+        self.hub.forget_sessions(int(owner))
         self.finish({"ok": True})
 
 
@@ -713,20 +920,79 @@ def api_app(hub: LabHub) -> web.Application:
             (r"/kernels", KernelsHandler, args),
             (r"/kernels/([0-9a-f]+)", KernelHandler, args),
             (r"/kernels/([0-9a-f]+)/interrupt", InterruptHandler, args),
+            (r"/sessions/(\d+)", SessionsHandler, args),
             (r"/cull", CullHandler, args),
         ]
     )
 
 
-def make_proxy(lms_url: str) -> Any:
-    """configurable-http-proxy (Python): everything to the LMS but the running labs."""
+LAB_PATH = re.compile(r"^/lab/(\d+)(?:/|$)")
+
+
+def make_proxy(lms_url: str, hub: LabHub | None = None) -> Any:
+    """configurable-http-proxy (Python): everything to the LMS but the running labs, whose
+    requests the hub lets through only for their owner's valid session (LabProxyHandler)."""
     import configurable_http_proxy
     from configurable_http_proxy.configproxy import PythonProxy
+    from configurable_http_proxy.handlers import ProxyHandler
 
     # It adds a handler to the root logger when imported: ours already prints everything.
     logging.root.removeHandler(configurable_http_proxy.handler)
 
-    return PythonProxy(
+    class LabProxyHandler(ProxyHandler):  # type: ignore[misc]
+        """Forwarded headers as this proxy saw the request (never as a client wrote them),
+        and, for a lab, the owner's session checked and the LMS's cookies left behind."""
+
+        async def prepare(self) -> None:
+            self.lab_headers: dict[str, str] = {}
+            found = LAB_PATH.match(self.request.path)
+            if hub is None or found is None:
+                return
+            owner = int(found.group(1))
+            lab = hub.servers.get(owner)
+            if lab is None or not lab.ready.is_set() or lab.failed is not None:
+                return  # not running: the LMS answers (its "your lab is stopped" page)
+            cookie = self.get_cookie(hub.settings.session_cookie) or ""
+            signed_in = await hub.session_owner(cookie)
+            if signed_in != owner:
+                self._refuse(signed_in)
+                return
+            self.lab_headers = hub.server_headers(lab)
+
+        def _refuse(self, signed_in: int | None) -> None:
+            page = self.request.method == "GET" and "text/html" in self.request.headers.get(
+                "Accept", ""
+            )
+            if signed_in is None and page:
+                self.redirect("/login?next=" + urllib.parse.quote(self.request.uri or "/"))
+            else:
+                self.set_status(403 if signed_in is not None else 401)
+                self.finish({"message": "this lab is not yours, or your session has ended"})
+
+        def _get_proxy_request(self, url: str) -> Any:
+            request = super()._get_proxy_request(url)
+            headers = request.headers
+            for name in FORWARDED:
+                kept = _trusted_values(self.request.headers.get(name, ""), hub)
+                headers.pop(name, None)
+                if kept:
+                    headers[name] = kept
+            headers["x-forwarded-for"] = _joined(
+                headers.get("x-forwarded-for"), self.request.remote_ip
+            )
+            headers["x-forwarded-proto"] = _joined(headers.get("x-forwarded-proto"), "http")
+            host = self.request.headers.get("Host", "")
+            headers["x-forwarded-host"] = _joined(headers.get("x-forwarded-host"), host)
+            if self.lab_headers:
+                headers["Cookie"] = _without_lms_cookies(self.request.headers.get("Cookie", ""))
+                if not headers["Cookie"]:
+                    del headers["Cookie"]
+                headers.update(self.lab_headers)
+            else:
+                headers.pop(TOKEN_HEADER, None)  # never a client's made-up credential
+            return request
+
+    proxy = PythonProxy(
         {
             "default_target": lms_url,
             "x_forward": True,
@@ -734,6 +1000,31 @@ def make_proxy(lms_url: str) -> Any:
             "log": logging.getLogger("lms.lab.proxy"),
         }
     )
+    proxy.proxy_app = web.Application([(r"/(.*)", LabProxyHandler, {"proxy": proxy})])
+    return proxy
+
+
+def _trusted_values(header: str, hub: LabHub | None) -> str:
+    """Of a client's X-Forwarded-* header, only what trusted proxies in front of this one
+    added (the last LMS_TRUSTED_PROXIES - 1 values); nothing when this hub is the front."""
+    outer = (hub.settings.trusted_proxies if hub is not None else 1) - 1
+    if outer <= 0 or not header:
+        return ""
+    values = [v.strip() for v in header.split(",") if v.strip()]
+    return ", ".join(values[-outer:])
+
+
+def _joined(existing: str | None, value: str) -> str:
+    return f"{existing}, {value}" if existing else value
+
+
+def _without_lms_cookies(header: str) -> str:
+    kept = []
+    for part in header.split(";"):
+        name = part.split("=", 1)[0].strip()
+        if name and name not in LMS_COOKIES:
+            kept.append(part.strip())
+    return "; ".join(kept)
 
 
 async def serve(hub: LabHub, public: tuple[str, int], stop: asyncio.Event) -> None:

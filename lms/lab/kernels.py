@@ -7,7 +7,8 @@ grading, and connects to it. Interrupt, liveness and shutdown go back to the hub
 the sandbox's processes, wipes it and warms the next kernel.
 
 The hub is reached at LMS_LAB_HUB_URL with LMS_LAB_HUB_TOKEN, both from the environment the hub
-started this server with; the learner's code never runs in this process, so never sees them.
+started this server with: that token is this server's own, good only for its owner's kernels;
+the learner's code never runs in this process, so never sees it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import signal
 from importlib.metadata import EntryPoint
 from typing import Any, cast
 
+import ipykernel
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
@@ -33,6 +35,9 @@ PROVISIONER = "lms-sandbox"
 KERNEL_NAME = "python3"
 # How long a kernel request may wait for a free kernel (the hub queues it meanwhile).
 LEND_TIMEOUT = 600.0
+# What the kernel spec's resource URLs serve: ipykernel's logos, nothing else (never a folder of
+# this project's source).
+RESOURCE_DIR = os.path.join(os.path.dirname(ipykernel.__file__), "resources")
 
 
 class HubError(RuntimeError):
@@ -181,11 +186,11 @@ class SandboxKernelSpecManager(KernelSpecManager):
             language="python",
             interrupt_mode="signal",
             metadata={"kernel_provisioner": {"provisioner_name": PROVISIONER}},
-            resource_dir=os.path.dirname(__file__),  # no logos or kernel.js there
+            resource_dir=RESOURCE_DIR,
         )
 
     def find_kernel_specs(self) -> dict[str, str]:
-        return {KERNEL_NAME: os.path.dirname(__file__)}
+        return {KERNEL_NAME: RESOURCE_DIR}
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         if kernel_name != KERNEL_NAME:

@@ -1,9 +1,18 @@
 """How a learner's lab server is started: the jupyter-server command and its configuration.
 
-The server runs the Notebook 7 / JupyterLab front end on the learner's workspace, under
-/lab/<user id>/, and admits only its owner (lms.lab.identity). Everything that would run
-code outside the kernel sandbox is switched off: terminals, language servers and the
-nbgrader extensions (formgrader is an instructor's tool; the LMS does the grading).
+The server runs the Notebook 7 front end on the learner's workspace, under /lab/<user id>/,
+and admits only requests that came through the lab hub for its owner (lms.lab.identity).
+Nothing in it runs code outside the kernel sandbox:
+- its server extensions are an allow-list (Notebook 7 only): the environment's Jupyter config
+  files are not read (JUPYTER_NO_CONFIG), so an extension installed later is not loaded either;
+  JupyterLab's own server extension (an extension manager that runs pip, a build handler that
+  runs the JavaScript toolchain), terminals, language servers and nbgrader's extensions stay out,
+  and JupyterLab's extension manager is read-only should it ever be loaded;
+- nbconvert's handlers are removed (lms.lab.serverapp);
+- kernels come from the lab hub's sandboxed pool (lms.lab.kernels) or a Kernel Gateway.
+The hub starts the server itself in a bubblewrap sandbox of its own (lms.lab.hub): the system and
+the Python environment read-only, only the owner's workspace and the server's private folder
+writable, no other learner's files and nothing of the LMS's instance folder visible.
 """
 
 from __future__ import annotations
@@ -14,26 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from lms.lab import base_url
-from lms.lab.identity import SECRET_ENV, LmsIdentityProvider
+from lms.lab.identity import TOKEN_ENV, LmsIdentityProvider
 from lms.lab.kernels import SandboxKernelSpecManager
 
-__all__ = ["SECRET_ENV", "base_url", "command", "write_config"]
+__all__ = ["TOKEN_ENV", "base_url", "command", "environment", "write_config"]
 
-DISABLED_EXTENSIONS = (
-    "jupyter_server_terminals",
-    "jupyter_lsp",
-    "nbgrader.server_extensions.formgrader",
-    "nbgrader.server_extensions.validate_assignment",
-    "nbgrader.server_extensions.assignment_list",
-    "nbgrader.server_extensions.course_list",
-)
+# The only server extensions a lab server loads.
+ALLOWED_EXTENSIONS = ("notebook",)
 
 
 def write_config(
     path: Path,
     owner: int,
-    session_cookie: str,
-    max_age_seconds: int,
     idle_seconds: float = 30 * 60,
     gateway_url: str = "",
 ) -> Path:
@@ -48,20 +49,17 @@ def write_config(
         "ip": "127.0.0.1",
         "open_browser": False,
         "terminals_enabled": False,
-        "jpserver_extensions": dict.fromkeys(DISABLED_EXTENSIONS, False),
+        "jpserver_extensions": dict.fromkeys(ALLOWED_EXTENSIONS, True),
         # Requests come through the LMS's proxy, under whatever host name the site has.
         "allow_remote_access": True,
         "trust_xheaders": True,
-        # Pages without a session go to the LMS's sign-in, and come back after it.
+        # Pages without the hub's credential go to the LMS's sign-in, and come back after it.
         "tornado_settings": {"login_url": "/login"},
     }
     config: dict[str, Any] = {
         "ServerApp": app,
-        "LmsIdentityProvider": {
-            "owner": str(owner),
-            "session_cookie": session_cookie,
-            "max_age_seconds": max_age_seconds,
-        },
+        "LmsIdentityProvider": {"owner": str(owner)},
+        "LabApp": {"extension_manager": "readonly"},
         "MappingKernelManager": {
             "cull_idle_timeout": int(idle_seconds),
             "cull_interval": max(10, min(300, int(idle_seconds) // 4)),
@@ -84,11 +82,24 @@ def command(config: Path, root: Path, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "jupyter_server",
+        "lms.lab.serverapp",
         f"--config={config}",
         f"--ServerApp.root_dir={root}",
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
-        # The LMS may run as root (containers, CI); learner code never runs in this process.
+        # The hub may run as root (containers, CI); the server itself runs in a sandbox under a
+        # uid of its own, and learner code never runs in it.
         "--allow-root",
     ]
+
+
+def environment(private: Path) -> dict[str, str]:
+    """Where the server keeps its runtime files, and no config file but the one it is given."""
+    return {
+        "HOME": str(private),
+        "JUPYTER_RUNTIME_DIR": str(private / "runtime"),
+        "JUPYTER_DATA_DIR": str(private / "data"),
+        "JUPYTER_CONFIG_DIR": str(private / "config"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "JUPYTER_NO_CONFIG": "1",
+    }

@@ -24,6 +24,14 @@ class SubmitForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField(_l("Submit"))
 
 
+class OpenLabForm(FlaskForm):  # type: ignore[misc]
+    """Open the lab: make the learner's folder and start their lab server (a POST: a link,
+    a prefetch or a crawler never starts anything)."""
+
+    notebook = HiddenField(validators=[Length(max=200)])
+    submit = SubmitField(_l("Open lab"))
+
+
 class LabSubmitForm(FlaskForm):  # type: ignore[misc]
     """Submit the notebooks saved in the lab (no file to choose: the workspace has them)."""
 

@@ -1,8 +1,9 @@
 """The learner's lab: the assignment's notebooks in the Jupyter interface, in the browser.
 
-The lab page frames the learner's own lab server (started by the lab hub on first open) with
-the LMS's toolbar around it: submit the saved notebooks, put a notebook back as released,
-and the place in the queue while every kernel is taken.
+"Open lab" is a form (POST): it makes the learner's folder and has the lab hub start their lab
+server. The lab page (GET) changes nothing: it frames the running lab server with the LMS's
+toolbar around it (submit the saved notebooks, put a notebook back as released, the place in
+the queue while every kernel is taken), or offers to start the lab when it is not running.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from flask_login import current_user, login_required
 
 from lms import reports
 from lms.extensions import csrf
-from lms.learner.forms import LabSubmitForm, ResetForm
+from lms.learner.forms import LabSubmitForm, OpenLabForm, ResetForm
 from lms.learner.routes import (
     _cohort_course,
     _say_submitted,
@@ -61,19 +62,63 @@ def _back(cohort: Cohort, course: Course, row: reports.ScheduledAssignment) -> s
 LAB = "/cohorts/<cohort_slug>/courses/<course_slug>/<assignment_slug>/lab"
 
 
-@bp.get(LAB)
-def lab(cohort_slug: str, course_slug: str, assignment_slug: str) -> ResponseReturnValue:
+@bp.post(LAB + "/open")
+def lab_open(cohort_slug: str, course_slug: str, assignment_slug: str) -> ResponseReturnValue:
     """Open the lab: the workspace is made (first time), the server started or reused."""
     cohort, course, row = _open_assignment(cohort_slug, course_slug, assignment_slug)
+    form = OpenLabForm()
+    if not form.validate_on_submit():
+        flash(_("This form was incomplete. Reload the page and try again."), "error")
+        return redirect(_back(cohort, course, row))
     try:
-        workspace = workspaces.open_workspace(current_user, row.assignment)
+        workspaces.open_workspace(current_user, row.assignment)
         labs.start(current_user)
     except (workspaces.WorkspaceError, labs.LabUnavailable) as e:
         flash(str(e), "error")
         return redirect(_back(cohort, course, row))
-    notebook = request.args.get("notebook") or workspace.notebooks[0]
-    if notebook not in workspace.notebooks:
+    return redirect(_lab_url(cohort, course, row, form.notebook.data or None))
+
+
+def _lab_url(
+    cohort: Cohort, course: Course, row: reports.ScheduledAssignment, notebook: str | None
+) -> str:
+    return url_for(
+        "learner.lab",
+        cohort_slug=cohort.slug,
+        course_slug=course.slug,
+        assignment_slug=row.assignment.slug,
+        notebook=notebook,
+    )
+
+
+@bp.get(LAB)
+def lab(cohort_slug: str, course_slug: str, assignment_slug: str) -> ResponseReturnValue:
+    """The running lab in its frame; a Start button when it is not running (nothing is
+    started or made on a GET)."""
+    cohort, course, row = _open_assignment(cohort_slug, course_slug, assignment_slug)
+    names = [f"{nb.name}.ipynb" for nb in row.assignment.notebooks]
+    notebook = request.args.get("notebook") or names[0]
+    if notebook not in names:
         abort(404)
+    state = labs.state(current_user)
+    folder = workspaces.folder_of(current_user, row.assignment)
+    if not folder.is_dir() or state is None or not state.get("running"):
+        open_form = OpenLabForm(formdata=None)
+        open_form.notebook.data = notebook
+        response = make_response(
+            render_template(
+                "learner/lab_start.html",
+                cohort=cohort,
+                course=course,
+                a=row.assignment,
+                open_form=open_form,
+                unavailable=state is None,
+                back=_back(cohort, course, row),
+            )
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    workspace = workspaces.Workspace(workspaces.root_of(current_user), folder, names)
     submit_form = LabSubmitForm()
     submit_form.submit_key.data = secrets.token_urlsafe(24)
     response = make_response(

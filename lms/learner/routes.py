@@ -31,7 +31,7 @@ from sqlalchemy.orm import selectinload
 from lms import feedback_page, reports
 from lms.access import guard_blueprint, is_learner
 from lms.extensions import db
-from lms.learner.forms import LabSubmitForm, SubmitForm
+from lms.learner.forms import LabSubmitForm, OpenLabForm, SubmitForm
 from lms.models import (
     CellKind,
     Cohort,
@@ -266,6 +266,7 @@ def _assignment_page(
         "instant_left": grading.instant_feedback_left(current_user),
         "instant_per_hour": int(current_app.config["INSTANT_FEEDBACK_PER_HOUR"]),
         "has_lab_folder": workspaces.folder_of(current_user, row.assignment).is_dir(),
+        "open_lab_form": OpenLabForm(formdata=None),
     }
 
 

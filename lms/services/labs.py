@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from lms.models import (
     User,
     utcnow,
 )
-from lms.services import ServiceError
+from lms.services import ServiceError, sessions
 from lms.services.workspaces import Workspace
 
 
@@ -96,6 +97,39 @@ def hub_state() -> dict[str, Any] | None:
     except LabUnavailable:
         return None
     return result
+
+
+def stop_quietly(user: User, reason: str = "signed out") -> None:
+    """End the learner's lab now (its work stays on disk); nothing to say if the hub is down."""
+    try:
+        _hub("DELETE", f"/servers/{user.id}?reason={quote(reason)}", timeout=30)
+    except LabUnavailable:
+        current_app.logger.info("lab of user %s not stopped: the hub did not answer", user.id)
+
+
+def _on_session_ended(user: User, all_sessions: bool = False, **_: Any) -> None:
+    """Signing out, or deactivation, ends the learner's lab at once: its open pages and kernel
+    connections close, and no cached answer of the hub's lets the old cookie back in."""
+    stop_quietly(user, "deactivated" if all_sessions and not user.active else "signed out")
+
+
+sessions.session_ended.connect(_on_session_ended)
+
+
+def session_owner(app: Flask) -> Callable[[str], int | None]:
+    """For the lab hub's proxy: the user whose valid server-side session a raw session cookie
+    is (signed out, revoked, expired or deactivated: None). Each call in its own app context
+    (the hub calls it from its threads)."""
+
+    def owner(cookie: str) -> int | None:
+        with app.app_context():
+            try:
+                user = sessions.user_for_cookie(cookie)
+                return user.id if user is not None else None
+            finally:
+                db.session.remove()
+
+    return owner
 
 
 def notebook_url(user: User, workspace: Workspace, notebook: str) -> str:

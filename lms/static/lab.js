@@ -6,8 +6,8 @@
   // The assignment page: "Open lab" may take a few seconds (a new lab server): say so.
   var opener = document.querySelector("[data-lab-open]");
   var starting = document.querySelector("[data-lab-starting]");
-  if (opener && starting) {
-    opener.addEventListener("click", function () {
+  if (opener && starting && opener.form) {
+    opener.form.addEventListener("submit", function () {
       starting.hidden = false;
       opener.setAttribute("aria-busy", "true");
     });

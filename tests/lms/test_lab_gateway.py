@@ -1,7 +1,7 @@
 """A lab server whose kernels run on a real Jupyter Kernel Gateway (KERNEL_GATEWAY_URL): the
 kernel specs, the kernels and their code are the gateway's, reached through the lab server with
-the owner's LMS session, and the lab still admits no one else. Without a gateway the lab's
-configuration is the sandboxed pool's, as before."""
+the credential the hub adds for its owner, and the lab still admits no one else (an LMS cookie
+opens nothing there). Without a gateway the lab's configuration is the sandboxed pool's."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
+from lms.extensions import db
 from lms.lab import server
 from lms.lab.client import LabClient
 from lms.lab.hub import free_port
@@ -48,8 +49,8 @@ class Gateway:
 @dataclass
 class Lab:
     base: str
-    owner_cookie: dict[str, str]
-    other_cookie: dict[str, str]
+    owner_headers: dict[str, str]  # what the hub adds to its owner's requests
+    other_cookie: dict[str, str]  # another learner's LMS session
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -127,10 +128,19 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 def session_cookie(app: Flask, user_id: int) -> dict[str, str]:
     """The LMS's signed session cookie of a signed-in user, as the browser holds it."""
+    from lms.models import User
+    from lms.services import sessions
+
+    user = db.session.get(User, user_id)
+    assert user is not None
+    token = sessions.start(user, "127.0.0.1", "tests")
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
     assert serializer is not None
     name = app.config.get("SESSION_COOKIE_NAME", "session")
-    return {name: str(serializer.dumps({"_user_id": str(user_id)}))}
+    return {name: str(serializer.dumps({"_user_id": str(user_id), "sid": token}))}
+
+
+TOKEN = "hub-credential-of-this-lab-" + "k" * 20
 
 
 @pytest.fixture
@@ -140,22 +150,12 @@ def lab(app: Flask, tmp_path: Path, gateway: Gateway) -> Iterator[Lab]:
     other = factories.learner(owner.enrolments[0].cohort, "other@test.org")
     root = tmp_path / "workspace"
     root.mkdir()
-    config = server.write_config(
-        tmp_path / "lab.json",
-        owner.id,
-        app.config.get("SESSION_COOKIE_NAME", "session"),
-        int(app.permanent_session_lifetime.total_seconds()),
-        gateway_url=gateway.url,
-    )
+    config = server.write_config(tmp_path / "lab.json", owner.id, gateway_url=gateway.url)
     port = free_port()
     env = {
-        **os.environ,
-        server.SECRET_ENV: str(app.secret_key),
-        "HOME": str(tmp_path),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_PLATFORM_DIRS": "1",
+        "PATH": os.environ["PATH"],
+        **server.environment(tmp_path),
+        server.TOKEN_ENV: TOKEN,
         "PYTHONPATH": str(REPO),  # the identity provider, run from outside the checkout
     }
     log = tmp_path / "lab.log"
@@ -171,7 +171,7 @@ def lab(app: Flask, tmp_path: Path, gateway: Gateway) -> Iterator[Lab]:
     base = f"http://127.0.0.1:{port}{server.base_url(owner.id)}"
     try:
         wait_until_answering(base + "api/status", process, log, "the lab server")
-        yield Lab(base, session_cookie(app, owner.id), session_cookie(app, other.id))
+        yield Lab(base, {"X-Lab-Token": TOKEN}, session_cookie(app, other.id))
     finally:
         stop(process)
 
@@ -190,7 +190,7 @@ def until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 
 def test_the_labs_kernels_run_on_the_gateway(lab: Lab, gateway: Gateway) -> None:
-    owner = LabClient(lab.base, lab.owner_cookie, timeout=60)
+    owner = LabClient(lab.base, headers=lab.owner_headers, timeout=60)
 
     # The kernel specs the lab offers are the gateway's, not the sandboxed pool's.
     offered = owner.api("GET", "api/kernelspecs")
@@ -217,23 +217,21 @@ def test_the_labs_kernels_run_on_the_gateway(lab: Lab, gateway: Gateway) -> None
 
 def test_only_the_owner_reaches_the_gateways_kernels(lab: Lab) -> None:
     kernels = lab.base + "api/kernels"
-    assert status(kernels, as_header(lab.owner_cookie)) == 200
+    assert status(kernels, token=TOKEN) == 200
     assert status(kernels, as_header(lab.other_cookie)) == 403
     assert status(kernels) == 403
     assert status(lab.base + "api/kernelspecs", as_header(lab.other_cookie)) == 403
 
 
 def test_without_a_gateway_the_lab_uses_the_sandboxed_pool(tmp_path: Path) -> None:
-    pooled = json.loads(server.write_config(tmp_path / "pool.json", 7, "session", 3600).read_text())
+    pooled = json.loads(server.write_config(tmp_path / "pool.json", 7).read_text())
     assert "GatewayClient" not in pooled
     assert pooled["ServerApp"]["kernel_spec_manager_class"] == (
         f"{SandboxKernelSpecManager.__module__}.{SandboxKernelSpecManager.__name__}"
     )
 
     gateway = json.loads(
-        server.write_config(
-            tmp_path / "gateway.json", 7, "session", 3600, gateway_url="http://gw:8888"
-        ).read_text()
+        server.write_config(tmp_path / "gateway.json", 7, gateway_url="http://gw:8888").read_text()
     )
     assert gateway["GatewayClient"]["url"] == "http://gw:8888"
     assert "kernel_spec_manager_class" not in gateway["ServerApp"]

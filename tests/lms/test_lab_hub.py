@@ -1,6 +1,7 @@
-"""The real lab hub (`flask lms labs`) end to end: the proxy, learners' lab servers, the pool of
-bubblewrap-sandboxed kernels they borrow, what the hub records in the LMS database, the
-per-learner kernel cap, who may open a lab, and idle culling that keeps the learner's files."""
+"""The real lab hub (`flask lms labs`) end to end: the proxy, learners' lab servers (sandboxed
+themselves), the pool of bubblewrap-sandboxed kernels they borrow, what the hub records in the
+LMS database, the per-learner kernel cap, who may open a lab (checked against the LMS's
+server-side sessions), and idle culling that keeps the learner's files."""
 
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
+from autograder.sandbox import FIRST_UID, UID_COUNT
 from lms.extensions import db
 from lms.lab import hub_token
 from lms.lab.client import LabClient, LabClientError
-from lms.lab.hub import LAB_FIRST_UID, free_port
+from lms.lab.hub import free_port
 from lms.models import Assignment, LabKernel, LabServer, User
-from lms.services import labs
+from lms.services import labs, sessions
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +116,13 @@ def _lab_processes(marker: str) -> list[int]:
     return found
 
 
-def launch_hub(app: Flask, tmp_path: Path, hub_env: dict[str, str], name: str = "hub") -> Hub:
+def launch_hub(
+    app: Flask,
+    tmp_path: Path,
+    hub_env: dict[str, str],
+    name: str = "hub",
+    lms_url: str | None = None,
+) -> Hub:
     """Start `flask lms labs` on the test's database and data folder; its API answers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
     for key in ("DATABASE_URL", "QUEUE_URL", "DATA_DIR", "COURSES_DIR", "SECRET_KEY"):
@@ -126,7 +134,8 @@ def launch_hub(app: Flask, tmp_path: Path, hub_env: dict[str, str], name: str = 
         FLASK_APP="wsgi",
     )
     port = free_port()
-    lms_url = f"http://127.0.0.1:{free_port()}"  # no LMS runs there: the labs are tested
+    # By default no LMS runs there: the labs are tested.
+    lms_url = lms_url or f"http://127.0.0.1:{free_port()}"
     log = tmp_path / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -189,11 +198,17 @@ def hub(app: Flask, tmp_path: Path, hub_env: dict[str, str]) -> Iterator[Hub]:
         db.session.rollback()
 
 
-def lab_client(app: Flask, hub: Hub, owner: User, holder: User | None = None) -> LabClient:
-    """A browser of `owner`'s lab, signed in to the LMS as `holder` (default: the owner)."""
+def session_cookie(app: Flask, user: User) -> tuple[str, str]:
+    """A signed-in browser's LMS session cookie, with its server-side session: (cookie, token)."""
+    token = sessions.start(user, "127.0.0.1", "tests")
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
     assert serializer is not None
-    cookie = serializer.dumps({"_user_id": str((holder or owner).id)})
+    return serializer.dumps({"_user_id": str(user.id), "sid": token}), token
+
+
+def lab_client(app: Flask, hub: Hub, owner: User, holder: User | None = None) -> LabClient:
+    """A browser of `owner`'s lab, signed in to the LMS as `holder` (default: the owner)."""
+    cookie, _token = session_cookie(app, holder or owner)
     return LabClient(hub.lab_url(owner), {hub.cookie_name: cookie}, timeout=60)
 
 
@@ -223,8 +238,8 @@ def lab_kernels(user: User) -> list[LabKernel]:
 
 
 def assert_not_served(page: requests.Response) -> None:
-    """A lab page refused: 403, or a redirect to the LMS's sign-in."""
-    assert page.status_code in (302, 403), page.status_code
+    """A lab page refused: 401 or 403, or a redirect to the LMS's sign-in."""
+    assert page.status_code in (302, 401, 403), page.status_code
     if page.status_code == 302:
         assert page.headers["Location"].startswith("/login?")
     assert "work" not in page.text
@@ -266,8 +281,8 @@ def test_a_lab_runs_sandboxed_kernels_records_them_and_admits_only_its_owner(
         )
         seen = json.loads(client.execute(kernel, probe).strip().splitlines()[-1])
         uid = seen.pop("uid")
-        if os.geteuid() == 0:  # a uid of the lab pool's own, never a grading sandbox's
-            assert LAB_FIRST_UID <= uid < LAB_FIRST_UID + int(HUB_ENV["LMS_LAB_KERNELS"])
+        if os.geteuid() == 0:  # a sandbox uid leased host-wide, never root's or the hub's
+            assert FIRST_UID <= uid < FIRST_UID + UID_COUNT
         assert seen == {
             "sum": 2,
             "data": "x,y\n1,2\n",  # the notebook folder's files were copied into the sandbox
@@ -301,7 +316,11 @@ def test_a_lab_runs_sandboxed_kernels_records_them_and_admits_only_its_owner(
         assert_not_served(intruder.http.get(tree, allow_redirects=False, timeout=30))
         assert_not_served(requests.get(tree, allow_redirects=False, timeout=30))
         contents = requests.get(hub.lab_url(owner) + "api/contents/work", timeout=30)
-        assert contents.status_code == 403
+        assert contents.status_code == 401
+        page = requests.get(
+            tree, headers={"Accept": "text/html"}, allow_redirects=False, timeout=30
+        )
+        assert page.status_code == 302 and page.headers["Location"].startswith("/login?next=")
 
         client.shutdown_kernel(kernel)
         wait_for(lambda: lab_kernels(owner)[0].ended_at is not None, "the kernel's end", hub)
@@ -350,20 +369,34 @@ def test_an_idle_lab_is_culled_and_its_files_outlive_it(app: Flask, hub: Hub) ->
     assert [s.stop_reason for s in lab_servers(owner)] == ["idle", ""]
 
 
-# One GPU slot (no GPU on this machine: the slot's name is what the kernel is shown), GPU
-# kernels given back after 6 s idle, one CPU kernel per learner beside it.
+# One GPU slot on GPU 1 of two (no GPU on this machine: a fake driver tree with real device
+# files), GPU kernels given back after 6 s idle, one CPU kernel per learner beside it.
 GPU_ENV = {
     **HUB_ENV,
     "LMS_LAB_KERNELS_PER_LEARNER": "2",
-    "LMS_GPU_SLOTS": "gpu-slot-a",
+    "LMS_GPU_SLOTS": "1",
     "LMS_LAB_GPU_IDLE_MINUTES": "0.1",
 }
 
 
-@pytest.mark.parametrize("hub_env", [GPU_ENV], ids=["one-gpu-slot"])
+@pytest.fixture
+def gpu_hub_env(tmp_path: Path) -> dict[str, str]:
+    from tests.autograder.conftest import fake_gpus
+
+    return {**GPU_ENV, "LMS_GPU_DEVICE_ROOT": str(fake_gpus(tmp_path / "gpu-host", 2))}
+
+
 def test_a_gpu_slot_is_held_while_used_and_the_next_learner_waits_in_line(
-    app: Flask, hub: Hub
+    app: Flask, tmp_path: Path, gpu_hub_env: dict[str, str]
 ) -> None:
+    hub = launch_hub(app, tmp_path, gpu_hub_env)
+    try:
+        _gpu_slot_test(app, hub)
+    finally:
+        stop_hub(hub)
+
+
+def _gpu_slot_test(app: Flask, hub: Hub) -> None:
     cohort = factories.cohort(factories.program())
     first, second = (
         factories.learner(cohort, "first@test.org"),
@@ -387,13 +420,17 @@ def test_a_gpu_slot_is_held_while_used_and_the_next_learner_waits_in_line(
             Path(app.config["DATA_DIR"]) / "workspaces" / str(learner.id) / "deep-learning" / "cnn"
         ).mkdir(parents=True)
         labs.start(learner)
-    show_device = "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES'))"
+    show_device = (
+        "import os; os.environ['CUDA_VISIBLE_DEVICES'] = '0,1'; "
+        "print(sorted(n for n in os.listdir('/dev') if n.startswith('nvidia')))"
+    )
     a, b = lab_client(app, hub, first), lab_client(app, hub, second)
     try:
         gpu_kernel = a.start_kernel("deep-learning/cnn")
-        assert a.execute(gpu_kernel, show_device) == "gpu-slot-a\n"
+        # Only the slot's GPU (GPU 1) and the driver's common files: not GPU 0.
+        assert a.execute(gpu_kernel, show_device) == "['nvidia-uvm', 'nvidia1', 'nvidiactl']\n"
         cpu_kernel = a.start_kernel("")  # not a GPU assignment's folder: the CPU pool
-        assert a.execute(cpu_kernel, show_device) == "None\n"
+        assert a.execute(cpu_kernel, show_device) == "[]\n"
 
         # The second learner waits for the slot, and the hub says where in the line.
         waiting: dict[str, str] = {}
@@ -414,7 +451,7 @@ def test_a_gpu_slot_is_held_while_used_and_the_next_learner_waits_in_line(
         # Idle, the first learner's GPU kernel is shut down and the slot passes on.
         thread.join(timeout=60)
         assert "id" in waiting, f"the GPU slot was not passed on:\n{hub.log_tail()}"
-        assert b.execute(waiting["id"], show_device) == "gpu-slot-a\n"
+        assert b.execute(waiting["id"], show_device) == "['nvidia-uvm', 'nvidia1', 'nvidiactl']\n"
         running = [k["id"] for k in a.api("GET", "api/kernels")]
         assert gpu_kernel not in running and cpu_kernel in running
     finally:
@@ -440,3 +477,209 @@ def test_a_new_hub_stops_the_lab_servers_a_killed_one_left_running(
         assert labs.start(owner) is True  # and the learner's lab starts afresh
     finally:
         stop_hub(second)
+
+
+# --- What the security review found in labs -------------------------------------------------
+
+
+def _lab_pid(app: Flask, owner: User) -> int:
+    """The lab server's own process (jupyter-server), inside its sandbox."""
+    config = str(Path(app.config["DATA_DIR"]) / "labs" / str(owner.id) / "lab.json")
+    for _ in range(100):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if "lms.lab.serverapp" in argv and f"--config={config}" in argv:
+                if Path(argv[0]).name.startswith("python"):
+                    return int(entry.name)
+        time.sleep(0.1)
+    raise AssertionError("no lab server process found")
+
+
+def test_a_lab_server_holds_no_secret_and_sees_the_environment_read_only(
+    app: Flask, hub: Hub
+) -> None:
+    """The review: lab servers held the LMS signing key and could pip-install into the shared
+    environment. Now: not a byte of the secret in its environment or command line; its own uid
+    (as root); the Python environment and the system read-only in its sandbox; the instance
+    folder (secret key, databases) and other learners' workspaces not there at all."""
+    owner = factories.learner(factories.cohort(factories.program()), "owner@test.org")
+    other = factories.learner(owner.enrolments[0].cohort, "other@test.org")
+    (Path(app.config["DATA_DIR"]) / "workspaces" / str(other.id)).mkdir(parents=True)
+    assert labs.start(owner) is True
+    pid = _lab_pid(app, owner)
+    secret = str(app.config["SECRET_KEY"]).encode()
+    for name in ("environ", "cmdline"):
+        assert secret not in Path(f"/proc/{pid}/{name}").read_bytes(), name
+    if os.geteuid() == 0:
+        uid = int(Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0])
+        assert FIRST_UID <= uid < FIRST_UID + UID_COUNT
+    inside = Path(f"/proc/{pid}/root")
+    venv = inside / sys.prefix.lstrip("/")
+    assert (venv / "bin").is_dir()
+    assert os.statvfs(venv).f_flag & os.ST_RDONLY  # pip could not change it
+    assert os.statvfs(inside / "usr").f_flag & os.ST_RDONLY
+    workspace = inside / str(Path(app.config["DATA_DIR"]) / "workspaces" / str(owner.id)).lstrip(
+        "/"
+    )
+    assert workspace.is_dir() and not os.statvfs(workspace).f_flag & os.ST_RDONLY
+    for hidden in (
+        Path(app.instance_path),
+        Path(app.config["DATA_DIR"]) / "workspaces" / str(other.id),
+        ROOT / "autograder",
+        ROOT / "tests",
+    ):
+        assert not (inside / str(hidden).lstrip("/")).exists(), hidden
+
+    client = lab_client(app, hub, owner)
+    try:  # the extension manager, through the proxy as a learner would call it
+        for command in ("install", "uninstall"):
+            answer = client.request(
+                "POST", "lab/api/extensions", {"cmd": command, "extension_name": "websocket-client"}
+            )
+            assert answer.status_code not in (200, 202), answer.text[:300]
+    finally:
+        client.http.close()
+    done = subprocess.run([sys.executable, "-c", "import websocket"], check=False)
+    assert done.returncode == 0  # still installed
+
+
+def test_signing_out_or_deactivation_ends_lab_access_at_once(app: Flask, hub: Hub) -> None:
+    """The review: a deactivated learner or a stolen cookie kept lab access for 12 hours, and
+    signing out revoked nothing. The proxy checks the LMS's server-side sessions."""
+    from lms.services import users
+
+    owner = factories.learner(factories.cohort(factories.program()), "owner@test.org")
+    stolen, stolen_token = session_cookie(app, owner)
+    spare, _ = session_cookie(app, owner)
+    assert labs.start(owner) is True
+    contents = hub.lab_url(owner) + "api/contents"
+    jar = {hub.cookie_name: stolen}
+    assert requests.get(contents, cookies=jar, timeout=30).status_code == 200
+    # A session that ended (here revoked before this proxy ever saw it) opens nothing.
+    ended, ended_token = session_cookie(app, owner)
+    sessions.revoke(ended_token, "sign-out")
+    assert labs.state(owner) is not None
+    if not is_running(owner):  # signing out stopped the lab: start it again for the check
+        assert labs.start(owner) is True
+    refused = requests.get(contents, cookies={hub.cookie_name: ended}, timeout=30)
+    assert refused.status_code in (401, 403), refused.status_code
+    assert requests.get(contents, cookies={hub.cookie_name: spare}, timeout=30).status_code == 200
+    # Signing out of the stolen session: the lab is stopped there and then.
+    sessions.revoke(stolen_token, "sign-out")
+    wait_for(lambda: not is_running(owner), "the lab to stop at sign-out", hub, timeout=15)
+    assert requests.get(contents, cookies=jar, timeout=30).status_code != 200
+    # Deactivation: every session ends, the lab too, and it cannot be reopened with them.
+    assert labs.start(owner) is True
+    admin = factories.user("admin@test.org")
+    users.deactivate(owner, admin)
+    wait_for(lambda: not is_running(owner), "the lab to stop at deactivation", hub, timeout=15)
+    assert labs.start(owner) is True  # (the hub would start it; no session opens it)
+    answer = requests.get(contents, cookies={hub.cookie_name: spare}, timeout=30)
+    assert answer.status_code in (401, 403), answer.status_code
+
+
+@pytest.mark.parametrize("hub_env", [{**HUB_ENV, "LMS_LAB_KERNELS": "3"}], ids=["3-kernels"])
+def test_the_kernel_cap_holds_for_parallel_requests(app: Flask, hub: Hub) -> None:
+    """The review: the per-learner cap was checked before the queue wait, so parallel requests
+    took every kernel. Now three at once get one kernel (the cap) and two refusals."""
+    owner = factories.learner(factories.cohort(factories.program()))
+    assert labs.start(owner) is True
+    clients = [lab_client(app, hub, owner) for _ in range(3)]
+    results: list[str] = []
+
+    def ask(client: LabClient) -> None:
+        try:
+            client.start_kernel("")
+            results.append("kernel")
+        except LabClientError as e:
+            results.append("refused" if "already have" in str(e) else f"error {e}")
+
+    try:
+        threads = [threading.Thread(target=ask, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert sorted(results) == ["kernel", "refused", "refused"], results
+        assert hub.api(f"/servers/{owner.id}")["kernels"] == 1
+    finally:
+        for client in clients:
+            client.http.close()
+
+
+def test_a_lab_servers_own_api_token_reaches_only_its_owners_kernels(app: Flask, hub: Hub) -> None:
+    """A lab server's hub token (in its environment) cannot start or stop other labs, nor
+    borrow a kernel in another learner's name."""
+    owner = factories.learner(factories.cohort(factories.program()), "owner@test.org")
+    other = factories.learner(owner.enrolments[0].cohort, "other@test.org")
+    assert labs.start(owner) is True
+    environ = Path(f"/proc/{_lab_pid(app, owner)}/environ").read_bytes().split(b"\0")
+    token = next(e for e in environ if e.startswith(b"LMS_LAB_HUB_TOKEN=")).split(b"=", 1)[1]
+
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> int:
+        request = urllib.request.Request(
+            hub.api_url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {token.decode()}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    assert call("GET", "/servers") == 403
+    assert call("POST", f"/servers/{other.id}", {}) == 403
+    assert call("DELETE", f"/servers/{other.id}") == 403
+    assert call("POST", "/kernels", {"owner": other.id, "cwd": ""}) == 403
+    assert call("POST", "/cull", {}) == 403
+
+
+def test_forwarded_headers_are_the_proxys_own(app: Flask, tmp_path: Path) -> None:
+    """The review: a client's X-Forwarded-Host passed the proxy and was believed (spoofed hosts
+    in verification links). What reaches the LMS is what the proxy saw."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: dict[str, str] = {}
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.update({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    lms = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=lms.serve_forever, daemon=True)
+    thread.start()
+    hub = launch_hub(app, tmp_path, HUB_ENV, lms_url=f"http://127.0.0.1:{lms.server_address[1]}")
+    try:
+        answer = requests.get(
+            f"http://127.0.0.1:{hub.port}/verify",
+            headers={
+                "X-Forwarded-Host": "evil.example",
+                "X-Forwarded-For": "6.6.6.6",
+                "X-Forwarded-Proto": "https",
+                "X-Lab-Token": "made-up",
+            },
+            timeout=30,
+        )
+        assert answer.status_code == 200
+        assert seen["x-forwarded-host"] == f"127.0.0.1:{hub.port}"
+        assert seen["x-forwarded-for"] == "127.0.0.1"
+        assert seen["x-forwarded-proto"] == "http"
+        assert "x-lab-token" not in seen
+    finally:
+        stop_hub(hub)
+        lms.shutdown()
+        lms.server_close()

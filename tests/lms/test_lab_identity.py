@@ -1,11 +1,15 @@
-"""A real lab server (jupyter-server) with the LMS identity provider: only the owner's LMS
-session opens it; another learner's session, no session, a token or a forged cookie get
-403; terminals and nbgrader's instructor tools are not there."""
+"""A real lab server (jupyter-server, as the lab hub starts it): it opens only to the hub's
+credential for it, never to an LMS cookie (it holds no secret to check one with) or a Jupyter
+token; and nothing in it runs code outside a kernel: no extension manager (the review
+installed and uninstalled packages with pip through it), no build, no nbconvert, no terminals,
+no nbgrader tools, and its kernel spec serves no file of this project."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,14 +26,28 @@ from tests import factories
 from tests.conftest import PASSWORD, Auth
 
 EMPTY_NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+TOKEN = "lab-server-credential-" + "x" * 24
 
 
-def status(url: str, cookie: str | None = None) -> int:
-    request = urllib.request.Request(url)
+def status(
+    url: str,
+    cookie: str | None = None,
+    token: str | None = None,
+    method: str = "GET",
+    body: dict[str, str] | None = None,
+) -> int:
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     if cookie is not None:
         request.add_header("Cookie", cookie)
+    if token is not None:
+        request.add_header("X-Lab-Token", token)
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)
     except urllib.error.HTTPError as e:
         return int(e.code)
@@ -38,27 +56,31 @@ def status(url: str, cookie: str | None = None) -> int:
 
 
 @pytest.fixture
-def lab(app: Flask, tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """The first learner's lab server, as the lab manager will start it."""
+def lab(app: Flask, tmp_path: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
+    """The first learner's lab server, started with the environment the hub gives it."""
     owner = factories.learner(factories.cohort(factories.program()), "owner@test.org")
     factories.learner(owner.enrolments[0].cohort, "other@test.org")
     root = tmp_path / "workspace"
     root.mkdir()
-    (root / "lab.ipynb").write_text(
-        '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
-    )
-    config = server.write_config(
-        tmp_path / "lab.json",
-        owner.id,
-        app.config.get("SESSION_COOKIE_NAME", "session"),
-        int(app.permanent_session_lifetime.total_seconds()),
-    )
+    (root / "lab.ipynb").write_text(json.dumps(EMPTY_NOTEBOOK))
+    private = tmp_path / "private"
+    private.mkdir()
+    config = server.write_config(private / "lab.json", owner.id)
     port = free_port()
-    env = {**os.environ, server.SECRET_ENV: str(app.secret_key)}
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        **server.environment(private),
+        server.TOKEN_ENV: TOKEN,
+    }
     log = tmp_path / "lab.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            server.command(config, root, port), env=env, stdout=out, stderr=subprocess.STDOUT
+            server.command(config, root, port),
+            env=env,
+            cwd=private,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}{server.base_url(owner.id)}"
     try:
@@ -67,7 +89,7 @@ def lab(app: Flask, tmp_path: Path) -> Iterator[tuple[str, int]]:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the lab server did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.2)
-        yield base, owner.id
+        yield base, owner.id, process
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -81,23 +103,67 @@ def session_cookie(app: Flask, client: FlaskClient, auth: Auth, email: str) -> s
     return f"{name}={cookie.value}"
 
 
-def test_only_the_owners_lms_session_opens_the_lab(
-    app: Flask, client: FlaskClient, auth: Auth, lab: tuple[str, int]
+def test_only_the_hubs_credential_opens_the_lab(
+    app: Flask,
+    client: FlaskClient,
+    auth: Auth,
+    lab: tuple[str, int, subprocess.Popen[bytes]],
 ) -> None:
-    base, _owner = lab
+    base, _owner, _process = lab
     contents = base + "api/contents"
+    assert status(contents, token=TOKEN) == 200
+    assert status(base + "api/contents/lab.ipynb", token=TOKEN) == 200
+
+    # The owner's own, valid LMS session: the server cannot check it and does not try.
     owner = session_cookie(app, client, auth, "owner@test.org")
-    assert status(contents, owner) == 200
-    assert status(base + "api/contents/lab.ipynb", owner) == 200
+    assert status(contents, owner) == 403
+    assert status(contents) == 403  # nothing at all
+    assert status(contents + "?token=anything") == 403  # Jupyter tokens open nothing
+    assert status(contents, token=TOKEN[:-2] + "yy") == 403  # a made-up credential
+    assert status(contents, token="") == 403
 
-    auth.logout()
-    other = session_cookie(app, client, auth, "other@test.org")
-    assert status(contents, other) == 403  # even with the link
-    assert status(contents) == 403  # no session
-    assert status(contents + "?token=anything") == 403  # tokens open nothing
-    name, _, value = owner.partition("=")
-    assert status(contents, f"{name}={value[:-2]}xx") == 403  # a forged signature
 
-    # Nothing that runs code outside the kernel sandbox, nor the instructors' grading tools.
-    assert status(base + "api/terminals", owner) == 404
-    assert status(base + "formgrader", owner) == 404
+def test_the_server_holds_no_lms_secret(
+    app: Flask, lab: tuple[str, int, subprocess.Popen[bytes]]
+) -> None:
+    """Not in its environment, not on its command line (the credential is also taken out of
+    the environment once read, so nothing the server starts inherits it)."""
+    _base, _owner, process = lab
+    environ = Path(f"/proc/{process.pid}/environ").read_bytes()
+    cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+    secret = str(app.secret_key).encode()
+    for seen in (environ, cmdline):
+        assert secret not in seen
+        assert b"LMS_SECRET" not in seen and b"LMS_LAB_SECRET" not in seen
+
+
+def test_nothing_in_a_lab_installs_converts_or_runs_code_outside_a_kernel(
+    lab: tuple[str, int, subprocess.Popen[bytes]],
+) -> None:
+    base, _owner, _process = lab
+    probe = "autograder-lab-probe-package"
+    # JupyterLab's extension manager (pip install / uninstall in the server's environment).
+    assert status(base + "lab/api/extensions", token=TOKEN) not in (200, 202)
+    for command in ("install", "uninstall"):
+        body = {"cmd": command, "extension_name": probe}
+        assert status(base + "lab/api/extensions", token=TOKEN, method="POST", body=body) not in (
+            200,
+            202,
+        )
+    # Uninstalling a package that is installed would have removed it: still importable.
+    done = subprocess.run(
+        [sys.executable, "-c", "import websocket"], capture_output=True, check=False
+    )
+    assert done.returncode == 0
+    # JupyterLab's build (the JavaScript toolchain), nbconvert's exporters, terminals,
+    # language servers, nbgrader's instructor tools.
+    assert status(base + "lab/api/build", token=TOKEN, method="POST", body={}) not in (200, 202)
+    assert status(base + "nbconvert/html/lab.ipynb", token=TOKEN) == 404
+    assert status(base + "api/nbconvert", token=TOKEN) == 404
+    assert status(base + "api/terminals", token=TOKEN) == 404
+    assert status(base + "lsp/status", token=TOKEN) == 404
+    assert status(base + "formgrader", token=TOKEN) == 404
+    # The kernel spec's resources are ipykernel's logos, never this project's source.
+    assert status(base + "kernelspecs/python3/logo-64x64.png", token=TOKEN) == 200
+    for name in ("hub.py", "identity.py", "kernels.py", "__init__.py"):
+        assert status(base + f"kernelspecs/python3/{name}", token=TOKEN) == 404

@@ -72,6 +72,12 @@ def submission_count() -> int:
     return int(db.session.scalar(sa.select(sa.func.count(Submission.id))) or 0)
 
 
+def open_lab(client: FlaskClient, world: World) -> Any:
+    """Press "Open lab" on the assignment page (a form: a GET never starts anything)."""
+    token = csrf_token(client, assignment_url(world))
+    return client.post(lab_url(world) + "/open", data={"csrf_token": token})
+
+
 def lab_form_key(html: str, world: World) -> str:
     """The submit key of the "Submit saved notebooks" form on the assignment page."""
     _, found, rest = html.partition(f'action="{lab_url(world)}/submit"')
@@ -92,11 +98,18 @@ def test_opening_the_lab_with_the_hub_down_makes_the_workspace_and_says_so(
     auth.login(learner.email)
 
     page = client.get(assignment_url(world)).get_data(as_text=True)
-    assert f'<a class="button primary" data-lab-open href="{lab_url(world)}">Open lab</a>' in page
+    assert f'action="{lab_url(world)}/open"' in page and 'value="Open lab"' in page
     assert "Submit saved notebooks" not in page and f'action="{lab_url(world)}/submit"' not in page
     assert not folder.exists()
 
-    response = client.get(lab_url(world))
+    # The lab page itself changes nothing: no folder is made, no server started on a GET.
+    start_page = client.get(lab_url(world))
+    assert start_page.status_code == 200
+    assert HUB_DOWN in start_page.get_data(as_text=True)
+    assert f'action="{lab_url(world)}/open"' in start_page.get_data(as_text=True)
+    assert not folder.exists()
+
+    response = open_lab(client, world)
     assert response.status_code == 302
     assert response.headers["Location"] == assignment_url(world)
     page = client.get(assignment_url(world)).get_data(as_text=True)
@@ -104,7 +117,7 @@ def test_opening_the_lab_with_the_hub_down_makes_the_workspace_and_says_so(
     # The workspace was made from the release before the hub was asked.
     assert (folder / NOTEBOOK).read_bytes() == release_bytes(world)
     # Now that the lab folder exists, its notebooks can be submitted from this page.
-    assert f'<a class="button primary" data-lab-open href="{lab_url(world)}">Open lab</a>' in page
+    assert f'action="{lab_url(world)}/open"' in page
     assert 'value="Submit saved notebooks"' in page
     lab_form_key(page, world)
     # The error is said once, not again on the next page.
@@ -112,7 +125,8 @@ def test_opening_the_lab_with_the_hub_down_makes_the_workspace_and_says_so(
 
 
 class StubHub(BaseHTTPRequestHandler):
-    """Answers POST /servers/<id> as the hub would: started, or refused with a reason."""
+    """Answers POST /servers/<id> as the hub would: started, or refused with a reason; and
+    GET /servers/<id>: running once started."""
 
     refuse: str | None = None
     token = ""
@@ -129,6 +143,16 @@ class StubHub(BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = json.dumps({"started": True}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.seen.append(f"{self.command} {self.path} {self.headers['Authorization']}")
+        started = any(s.startswith("POST") for s in self.seen) and not self.refuse
+        body = json.dumps({"running": started, "kernels": 0, "queue_position": None}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -164,11 +188,16 @@ def test_with_the_hub_answering_the_lab_page_frames_the_learners_notebook(
 ) -> None:
     learner = world.learners[0]
     auth.login(learner.email)
+    opened = open_lab(client, world)
+    assert opened.headers["Location"] == lab_url(world)
     response = client.get(lab_url(world))
     html = response.get_data(as_text=True)
     assert response.status_code == 200, html
     assert response.headers["Cache-Control"] == "no-store"
-    assert stub_hub.seen == [f"POST /servers/{learner.id} token {stub_hub.token}"]
+    assert stub_hub.seen == [
+        f"POST /servers/{learner.id} token {stub_hub.token}",
+        f"GET /servers/{learner.id} token {stub_hub.token}",
+    ]
     relative = f"{world.assignment.course.slug}/{world.assignment.slug}"
     assert f'src="/lab/{learner.id}/notebooks/{relative}/{NOTEBOOK}"' in html
     assert f'action="{lab_url(world)}/submit"' in html
@@ -176,7 +205,7 @@ def test_with_the_hub_answering_the_lab_page_frames_the_learners_notebook(
     assert client.get(lab_url(world) + "?notebook=other.ipynb").status_code == 404
 
     stub_hub.refuse = "lab-servers-full"
-    response = client.get(lab_url(world))
+    response = open_lab(client, world)
     assert response.headers["Location"] == assignment_url(world)
     page = client.get(assignment_url(world)).get_data(as_text=True)
     assert flash("error", "All lab places are taken right now. Try again in a few minutes.") in (
@@ -191,6 +220,7 @@ def refused_everywhere(client: FlaskClient, world: World, status: int) -> None:
     """Every lab page of the assignment answers `status` to this browser."""
     token = csrf_token(client, "/")
     assert client.get(lab_url(world)).status_code == status
+    assert client.post(lab_url(world) + "/open", data={"csrf_token": token}).status_code == status
     submit = {"csrf_token": token, "submit_key": "lab-key"}
     assert client.post(lab_url(world) + "/submit", data=submit).status_code == status
     assert client.get(lab_url(world) + "/reset").status_code == status
@@ -243,7 +273,7 @@ def test_the_saved_notebooks_are_submitted_once_per_key(
 ) -> None:
     learner = world.learners[0]
     auth.login(learner.email)
-    client.get(lab_url(world))  # the workspace is made even with the hub down
+    open_lab(client, world)  # the workspace is made even with the hub down
     notebook = workspaces.folder_of(learner, world.assignment) / NOTEBOOK
     saved = grading_world.answer(world.assignment, RIGHT).data
     notebook.write_bytes(saved)
@@ -316,7 +346,7 @@ def test_reset_asks_first_then_puts_the_release_back_and_keeps_the_learners_copy
 ) -> None:
     learner = world.learners[0]
     auth.login(learner.email)
-    client.get(lab_url(world))
+    open_lab(client, world)
     folder = workspaces.folder_of(learner, world.assignment)
     edited = grading_world.answer(world.assignment, WRONG).data
     (folder / NOTEBOOK).write_bytes(edited)
@@ -357,7 +387,7 @@ def test_a_reset_sent_twice_within_a_second_keeps_the_learners_copy(
     monkeypatch.setattr(workspaces, "utcnow", lambda: datetime(2026, 5, 1, 12, 30, tzinfo=UTC))
     learner = world.learners[0]
     auth.login(learner.email)
-    client.get(lab_url(world))
+    open_lab(client, world)
     folder = workspaces.folder_of(learner, world.assignment)
     edited = grading_world.answer(world.assignment, WRONG).data
     (folder / NOTEBOOK).write_bytes(edited)
