@@ -92,7 +92,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     folders = learner_folders(args.submitted_root, args.source.name)
     workers = args.workers or pool_size
-    with grader_for(args.source, max(pool_size, workers), policy, limits, args.gpu,
+    # One sandbox more than submissions at once: while a used one is wiped and its next kernel
+    # forked, a warm one is ready, so no worker waits for a recycle (more than one folder).
+    sandboxes = max(pool_size, workers + 1) if len(folders) > workers else max(pool_size, workers)
+    with grader_for(args.source, sandboxes, policy, limits, args.gpu,
                     slots) as grader:  # fmt: skip
         results = grade_many(grader, folders, workers, _progress(len(folders)))
     payload = {
