@@ -66,6 +66,7 @@ def open_workspace(user: User, assignment: Assignment) -> Workspace:
         elif not os.path.lexists(target):
             _make_dirs(folder, target.parent)
             _copy_new(source, target)
+            _adopt(target, root_of(user))
     return Workspace(root_of(user), folder, [f"{nb.name}.ipynb" for nb in assignment.notebooks])
 
 
@@ -89,6 +90,7 @@ def reset(user: User, assignment: Assignment, notebook: str, now: datetime | Non
         os.replace(current, kept)  # a link is renamed as the link, never followed
     given = Path(current_app.config["DATA_DIR"]) / release.path / notebook
     _copy_new(given, current)
+    _adopt(current, root_of(user))
     return kept
 
 
@@ -144,7 +146,19 @@ def _make_dirs(base: Path, target: Path) -> None:
             raise WorkspaceError(
                 _("%(name)s in your lab folder is in the way: rename it.", name=current.name)
             )
-        current.mkdir(exist_ok=True)
+        if not current.exists():
+            current.mkdir()
+            _adopt(current, base)
+
+
+def _adopt(path: Path, root: Path) -> None:
+    """What the LMS writes in a workspace belongs to whoever owns the workspace: its lab
+    server's own uid once the lab hub has started it (as root), so the running lab can keep
+    saving it. Never through a link."""
+    if os.geteuid() != 0:
+        return
+    info = os.stat(root, follow_symlinks=False)
+    os.chown(path, info.st_uid, info.st_gid, follow_symlinks=False)
 
 
 def _copy_new(source: Path, target: Path) -> None:
