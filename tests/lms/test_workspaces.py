@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from lms.services import workspaces
 from lms.services.submissions import SubmissionError
 from tests import grading_world
+from tests.conftest import needs
 from tests.grading_world import NOTEBOOK, RIGHT, WRONG, World
 
 
@@ -77,6 +78,30 @@ def test_reset_puts_the_release_back_and_keeps_the_old_copy(world: World) -> Non
     assert notebook.read_bytes() == (release_folder(world) / NOTEBOOK).read_bytes()
     with pytest.raises(workspaces.WorkspaceError, match="not a notebook of this assignment"):
         workspaces.reset(learner, world.assignment, "../../other.ipynb")
+
+
+def test_what_the_lms_writes_into_a_running_labs_workspace_belongs_to_the_labs_uid(
+    world: World,
+) -> None:
+    """The lab hub hands a workspace to its lab server's uid; a reset or a file new in the
+    release, written by the LMS (root), must stay writable by that lab."""
+    needs(os.geteuid() == 0, "root")
+    learner = world.learners[0]
+    workspace = workspaces.open_workspace(learner, world.assignment)
+    lab_uid = 61999
+    for folder, _, files in os.walk(workspace.root):
+        os.chown(folder, lab_uid, lab_uid)
+        for name in files:
+            os.chown(Path(folder) / name, lab_uid, lab_uid)
+
+    given = release_folder(world)
+    (given / "data").mkdir()
+    (given / "data" / "new.csv").write_text("x\n1\n")
+    again = workspaces.open_workspace(learner, world.assignment)
+    kept = workspaces.reset(learner, world.assignment, NOTEBOOK)
+    for path in (again.folder / "data", again.folder / "data" / "new.csv", again.folder / NOTEBOOK):
+        assert path.stat().st_uid == lab_uid, f"{path} is not the lab's"
+    assert kept.stat().st_uid == lab_uid
 
 
 def test_submitting_the_workspace_goes_through_the_upload_rules(world: World) -> None:
