@@ -51,8 +51,17 @@ def save(page: Page, frame: FrameLocator) -> None:
     expect(frame.locator(".jp-mod-dirty")).to_have_count(0, timeout=15_000)
 
 
-def workspace_notebook(server: Server, learner_id: str, name: str) -> Path:
-    return server.log.parent / "data" / "workspaces" / learner_id / COURSE / LAB_SLUG / name
+def workspace_notebook(server: Server, learner_id: str, slug: str) -> Path:
+    return server.log.parent / "data" / "workspaces" / learner_id / COURSE / slug / f"{slug}.ipynb"
+
+
+def lab_owner(page: Page) -> str:
+    """The learner id in the lab frame's path: /lab/<owner>/..."""
+    return (
+        page.frame_locator("iframe.lms-lab-frame")
+        .locator("body")
+        .evaluate("() => window.location.pathname.split('/')[2]")
+    )
 
 
 def flask(server: Server, *args: str, stdin: str | None = None) -> str:
@@ -84,12 +93,7 @@ def test_learner_opens_the_lab_runs_saves_submits_and_sees_the_autograde(
         timeout=60_000
     )
     save(page, frame)
-    learner_id = (
-        page.frame_locator("iframe.lms-lab-frame")
-        .locator("body")
-        .evaluate("() => window.location.pathname.split('/')[2]")
-    )
-    saved = workspace_notebook(make_run, learner_id, f"{LAB_SLUG}.ipynb").read_text()
+    saved = workspace_notebook(make_run, lab_owner(page), LAB_SLUG).read_text()
     assert "print(6 * 7)" in saved, "the saved notebook is in the learner's workspace"
 
     page.get_by_role("button", name="Submit saved notebooks").click()
@@ -144,7 +148,10 @@ def test_an_idle_lab_is_stopped_and_reopens_with_the_work_intact(
     frame = open_lab(page, make_run, "Vital signs with NumPy arrays")
     lab_url = frame.locator("body").evaluate("() => window.location.href")
     run_new_cell(page, frame, "kept = 'still here'")
+    expect(frame.locator(".cm-line", has_text="still here")).to_be_visible()
     save(page, frame)
+    saved = workspace_notebook(make_run, lab_owner(page), "vital-signs-arrays")
+    assert "still here" in saved.read_text(), "the saved work is on disk before the lab stops"
 
     # Leave the lab; make run stops labs idle for LMS_LAB_IDLE_MINUTES (30 s in these tests).
     page.goto(make_run.base_url + COURSE_PAGE)
