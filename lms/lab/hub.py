@@ -75,7 +75,8 @@ LAB_SERVER_PROCESSES = 256
 LAB_SERVER_TMP = 64 * 1024**2
 # How long the proxy trusts an answer about a session (sign-out also stops the lab at once).
 SESSION_CACHE_SECONDS = 5.0
-# Cookies of the LMS that never reach a lab server.
+# Cookies of the LMS that never reach a lab server (besides the session cookie, whatever the
+# site names it).
 LMS_COOKIES = ("session", "lms_device")
 # Forwarded headers a client may have made up: the proxy sets its own.
 FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port")
@@ -260,6 +261,7 @@ class LabHub:
         self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-hub")
         # cookie value -> (owner or None, until when the answer holds)
         self._sessions: dict[str, tuple[int | None, float]] = {}
+        self._owner_locks: dict[int, asyncio.Lock] = {}
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
@@ -300,15 +302,24 @@ class LabHub:
     def workspace(self, owner: int) -> Path:
         return self.settings.data_dir / "workspaces" / str(owner)
 
+    def _owner_lock(self, owner: int) -> asyncio.Lock:
+        """One start or stop of a learner's server at a time: a lab reopened while its idle
+        stop is still under way starts only once the old one (and its kernels) is gone."""
+        return self._owner_locks.setdefault(owner, asyncio.Lock())
+
     async def start_server(self, owner: int) -> tuple[LabServer, bool]:
         """The learner's running server, started if needed; (server, whether it was started)."""
+        async with self._owner_lock(owner):
+            return await self._start_server(owner)
+
+    async def _start_server(self, owner: int) -> tuple[LabServer, bool]:
         running = self.servers.get(owner)
         if running is not None and running.process.poll() is None and running.failed is None:
             await asyncio.wait_for(running.ready.wait(), SERVER_START_TIMEOUT)
             if running.failed is None:
                 return running, False
         if running is not None:
-            await self.stop_server(owner, "failed")
+            await self._stop_server(owner, running, "failed")
         if len(self.servers) >= self.settings.max_servers:
             raise HubError(503, "lab-servers-full")
         lab = self._spawn(owner)
@@ -318,7 +329,7 @@ class LabHub:
         except HubError as e:
             lab.failed = str(e)
             lab.ready.set()
-            await self.stop_server(owner, "failed")
+            await self._stop_server(owner, lab, "failed")
             raise
         lab.last_activity = datetime.now(UTC)
         if self.proxy is not None:
@@ -451,10 +462,18 @@ class LabHub:
             return ""
         return "\n".join(text.strip().splitlines()[-10:])
 
-    async def stop_server(self, owner: int, reason: str) -> bool:
-        lab = self.servers.pop(owner, None)
-        if lab is None:
-            return False
+    async def stop_server(self, owner: int, reason: str, only: LabServer | None = None) -> bool:
+        """Stop the learner's server (only that one when `only` is given: not a newer one
+        started meanwhile); False when there was none to stop."""
+        async with self._owner_lock(owner):
+            lab = self.servers.get(owner)
+            if lab is None or (only is not None and lab is not only):
+                return False
+            return await self._stop_server(owner, lab, reason)
+
+    async def _stop_server(self, owner: int, lab: LabServer, reason: str) -> bool:
+        if self.servers.get(owner) is lab:
+            del self.servers[owner]
         if self.proxy is not None:
             try:
                 self.proxy.remove_route(base_url(owner))
@@ -671,15 +690,15 @@ class LabHub:
             if not lab.ready.is_set():
                 continue
             if lab.process.poll() is not None:
-                await self.stop_server(owner, "exited")
+                await self.stop_server(owner, "exited", only=lab)
                 continue
             seen = await self.last_activity(lab)
             if seen is not None:
                 lab.last_activity = max(seen, lab.last_activity or seen)
             last = lab.last_activity or lab.started_at
             if (now - last).total_seconds() >= limit:
-                await self.stop_server(owner, "idle")
-                culled.append(owner)
+                if await self.stop_server(owner, "idle", only=lab):
+                    culled.append(owner)
         await self.cull_gpu_kernels(now)
         return culled
 
@@ -983,8 +1002,10 @@ def make_proxy(lms_url: str, hub: LabHub | None = None) -> Any:
             headers["x-forwarded-proto"] = _joined(headers.get("x-forwarded-proto"), "http")
             host = self.request.headers.get("Host", "")
             headers["x-forwarded-host"] = _joined(headers.get("x-forwarded-host"), host)
-            if self.lab_headers:
-                headers["Cookie"] = _without_lms_cookies(self.request.headers.get("Cookie", ""))
+            if self.lab_headers and hub is not None:
+                headers["Cookie"] = _without_lms_cookies(
+                    self.request.headers.get("Cookie", ""), hub.settings.session_cookie
+                )
                 if not headers["Cookie"]:
                     del headers["Cookie"]
                 headers.update(self.lab_headers)
@@ -1018,11 +1039,11 @@ def _joined(existing: str | None, value: str) -> str:
     return f"{existing}, {value}" if existing else value
 
 
-def _without_lms_cookies(header: str) -> str:
+def _without_lms_cookies(header: str, session_cookie: str) -> str:
     kept = []
     for part in header.split(";"):
         name = part.split("=", 1)[0].strip()
-        if name and name not in LMS_COOKIES:
+        if name and name not in LMS_COOKIES and name != session_cookie:
             kept.append(part.strip())
     return "; ".join(kept)
 

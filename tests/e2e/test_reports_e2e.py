@@ -62,7 +62,7 @@ def test_coordinator_dashboard_and_every_export(
     )
     assert "0 enrolment(s) changed" in refresh.stdout, refresh.stdout + refresh.stderr
 
-    magic = {"csv": b"\xef\xbb\xbfCohort", "xlsx": b"PK", "pdf": b"%PDF"}
+    magic = {"csv": b'\xef\xbb\xbf"Cohort"', "xlsx": b"PK", "pdf": b"%PDF"}
     for name, extension in (("CSV", "csv"), ("Excel (XLSX)", "xlsx"), ("PDF", "pdf")):
         with page.expect_download() as info:
             page.get_by_role("button", name=name, exact=True).first.click()

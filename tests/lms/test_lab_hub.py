@@ -683,3 +683,60 @@ def test_forwarded_headers_are_the_proxys_own(app: Flask, tmp_path: Path) -> Non
         stop_hub(hub)
         lms.shutdown()
         lms.server_close()
+
+
+def test_the_lms_cookies_never_reach_a_lab_server() -> None:
+    """The lab server (and so anything that reaches into it) never sees the LMS's session or
+    device cookie, whatever the site names its session cookie; Jupyter's own cookies pass."""
+    from lms.lab.hub import _without_lms_cookies
+
+    header = "session=a.b.c; _xsrf=2|x; lms_device=d.e; site_session=f.g; username-x=y"
+    assert _without_lms_cookies(header, "site_session") == "_xsrf=2|x; username-x=y"
+    assert _without_lms_cookies(header, "session") == "_xsrf=2|x; site_session=f.g; username-x=y"
+    assert _without_lms_cookies("session=only", "session") == ""
+
+
+def test_a_lab_reopened_while_its_stop_is_under_way_starts_once_the_old_one_is_gone(
+    app: Flask, hub: Hub
+) -> None:
+    """The e2e run saw it: a learner reopened their lab while its idle stop (seconds: the
+    kernels shut down first) was under way. The new server started beside the old one, and the
+    old one's end then recorded the lab as stopped (and would give back the new one's kernels).
+    Now the start waits for the stop, and what runs afterwards is the new server."""
+    owner = factories.learner(factories.cohort(factories.program()))
+    assert labs.start(owner) is True
+    client = lab_client(app, hub, owner)
+
+    def call(method: str, path: str) -> Any:
+        request = urllib.request.Request(
+            hub.api_url + path,
+            method=method,
+            data=b"{}" if method == "POST" else None,
+            headers={"Authorization": f"token {hub.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.load(response)
+
+    try:
+        client.start_kernel("")  # its shutdown is what keeps the stop busy
+        stopped: list[Any] = []
+        stopping = threading.Thread(
+            target=lambda: stopped.append(call("DELETE", f"/servers/{owner.id}?reason=idle"))
+        )
+        stopping.start()
+        wait_for(lambda: hub.api("/servers")["servers"] == [], "the stop to begin", hub)
+        assert stopping.is_alive(), "the stop was over before the reopen: nothing was tested"
+        assert call("POST", f"/servers/{owner.id}")["started"] is True
+        stopping.join(timeout=120)
+        assert stopped == [{"stopped": True}]
+
+        assert hub.api(f"/servers/{owner.id}")["running"] is True
+        records = lab_servers(owner)
+        assert [r.stop_reason for r in records] == ["idle", ""]
+        assert records[-1].stopped_at is None, "the new server is recorded as running"
+        client.start_kernel("")
+        time.sleep(1)
+        assert hub.api(f"/servers/{owner.id}")["kernels"] == 1
+        assert client.api("GET", "api/contents")["type"] == "directory"
+    finally:
+        client.http.close()
