@@ -46,7 +46,8 @@ What it does not guarantee (residual in-process tricks; each is written down in 
 - values: learner objects a test compares (an __eq__ that always says yes) decide that
   comparison, exactly as with stock nbgrader;
 - a name the test looks up in the notebook, rebound by learner code the same test calls and put
-  back before the test ends, is not seen (the guard compares before, at the end and after);
+  back before the test ends, is not seen (the guard compares before the test and when its
+  last statement completes);
 - code the test itself calls can read that test's source while it runs (not before).
 
 The grader's side is in autograder.execute and autograder.grade; the fork server (trusted, other
