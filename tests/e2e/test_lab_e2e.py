@@ -57,7 +57,7 @@ def workspace_notebook(server: Server, learner_id: str, slug: str) -> Path:
 
 def lab_owner(page: Page) -> str:
     """The learner id in the lab frame's path: /lab/<owner>/..."""
-    return (
+    return str(
         page.frame_locator("iframe.lms-lab-frame")
         .locator("body")
         .evaluate("() => window.location.pathname.split('/')[2]")
