@@ -32,6 +32,8 @@ messages: $(VENV)/.runtime
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o lms/translations/messages.pot .
 	$(BIN)/pybabel update -i lms/translations/messages.pot -d lms/translations
 
+# Links in mails point at the hub on $(PORT); with no LMS_SMTP_URL, mails are files in instance/mail/.
+run: export LMS_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 run: $(VENV)/.runtime translations
 	$(BIN)/flask db upgrade
 	$(BIN)/flask lms demo

@@ -14,7 +14,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lms import config, queue
-from lms.extensions import babel, csrf, db, limiter, login_manager, migrate
+from lms.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -39,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
+    mail.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     queue.init_app(app)
     _init_login(app)
@@ -53,11 +54,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         errors,
         health,
         instructor,
+        invitations,
         labels,
         learner,
     )
 
-    for module in (health, auth, learner, instructor, coordinator, admin, certificates, api):
+    for module in (
+        health,
+        auth,
+        learner,
+        instructor,
+        coordinator,
+        admin,
+        invitations,
+        certificates,
+        api,
+    ):
         app.register_blueprint(module.bp)
     app.register_blueprint(learner.stopped_bp)
     errors.register(app)
@@ -119,7 +131,9 @@ def _init_login(app: Flask) -> None:
 def _template_globals() -> dict[str, Any]:
     from lms import access
 
-    homes = access.homes(current_user) if current_user.is_authenticated else []
+    # Mails are rendered by the worker, outside any request (and signed-in user).
+    signed_in = has_request_context() and current_user.is_authenticated
+    homes = access.homes(current_user) if signed_in else []
     return {"role_homes": homes, "languages": config.LANGUAGE_NAMES, "get_locale": get_locale}
 
 

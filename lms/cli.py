@@ -8,7 +8,8 @@ from typing import Any, NoReturn
 
 import click
 
-from lms.models import Role
+from lms.extensions import db
+from lms.models import Cohort, Role
 from lms.services import ServiceError, demo, learner_import, programs, users
 
 
@@ -37,6 +38,14 @@ def demo_command() -> None:
     click.echo(f"Demo logins (password: {demo.DEMO_PASSWORD}):")
     for role, email in demo.DEMO_USERS.items():
         click.echo(f"  {role:<12} {email}")
+    if demo.invite_newcomer():
+        from flask import current_app
+
+        where = current_app.config["SMTP_URL"] or current_app.config["MAIL_DIR"]
+        click.echo(
+            f"An invitation was mailed to {demo.DEMO_NEWCOMER} ({where}): "
+            "follow its link to choose a password."
+        )
 
 
 @lms.command("demo-history")
@@ -150,7 +159,12 @@ def create_cohort(
 @lms.command("import-learners")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--cohort", "cohort_slug", required=True, help="Slug of the cohort to enrol into.")
-def import_learners(file: Path, cohort_slug: str) -> None:
+@click.option(
+    "--invite",
+    is_flag=True,
+    help="Then mail an invitation to everyone of the cohort who was never invited.",
+)
+def import_learners(file: Path, cohort_slug: str, invite: bool) -> None:
     """Enrol the learners listed in a CSV FILE (email, name, organisation) into a cohort."""
     try:
         cohort = programs.get_cohort(cohort_slug)
@@ -170,6 +184,49 @@ def import_learners(file: Path, cohort_slug: str) -> None:
         f"{report.rows} rows: {report.users_created} new users, {report.users_existing} existing; "
         f"{report.enrolled} newly enrolled, {report.already_enrolled} already enrolled."
     )
+    if invite:
+        _send_invitations(cohort, reinvite=False)
+
+
+@lms.command("invite")
+@click.option("--cohort", "cohort_slug", required=True, help="Slug of the cohort.")
+@click.option("--again", is_flag=True, help="Also people invited before who have not joined.")
+def invite_cohort(cohort_slug: str, again: bool) -> None:
+    """Mail invitations to the people of a cohort who have not joined yet."""
+    try:
+        cohort = programs.get_cohort(cohort_slug)
+    except ServiceError as e:
+        _fail(str(e))
+    _send_invitations(cohort, reinvite=again)
+
+
+def _send_invitations(cohort: Cohort, reinvite: bool) -> None:
+    """Run an invitation batch here (not in the worker), with a progress bar. A batch already
+    running elsewhere for the cohort is left to its worker."""
+    from lms.services import accounts
+
+    batch = accounts.start_batch(cohort, None, reinvite=reinvite, enqueue=False)
+    with click.progressbar(length=max(batch.total, 1), label="Inviting", show_pos=True) as bar:
+        shown = 0
+
+        def advance(done: int, total: int) -> None:
+            nonlocal shown
+            bar.length = max(total, 1)
+            bar.update(done - shown)
+            shown = done
+
+        accounts.run_batch(batch.id, on_progress=advance)
+    db.session.refresh(batch)
+    progress = accounts.batch_progress(batch)
+    if progress["state"] in ("queued", "running"):
+        click.echo(f"Invitation batch {batch.id} is being sent by a worker already.")
+        return
+    click.echo(
+        f"Invitations: {progress['sent']} sent, {progress['bounced']} refused by the mail "
+        f"server, {progress['unconfirmed']} unconfirmed (of {progress['total']})."
+    )
+    if progress["state"] == "failed":
+        _fail(f"Sending stopped: {progress['error']}. Run `flask lms invite` again to go on.")
 
 
 def _courses_root() -> Path:

@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import Flask
 
@@ -70,6 +71,22 @@ DEFAULTS: dict[str, Any] = {
     "LAB_GPU_IDLE_MINUTES": 10,
     # Modules a lab kernel has imported before the learner's first cell (comma-separated).
     "LAB_PRELOAD": "numpy,pandas,matplotlib.pyplot",
+    # Mail (lms.services.mail): smtp://host:port, smtps://user:password@host:465, or empty to
+    # write each message to a file under MAIL_DIR (default instance/mail).
+    "SMTP_URL": "",
+    "MAIL_FROM": "AI Engineers LMS <no-reply@localhost>",
+    "MAIL_DIR": None,
+    # The site's address as people reach it: links in mails and handed-out link files start
+    # with it (never with a Host header a client sent). `make run` sets its own.
+    "PUBLIC_URL": "http://127.0.0.1:8000",
+    # One-time links: an invitation works this many days, a password reset this many minutes,
+    # a new email address's confirmation this many hours.
+    "INVITE_DAYS": 14,
+    "RESET_MINUTES": 60,
+    "EMAIL_CHANGE_HOURS": 24,
+    # Password reset requests: per address asked for (whether it exists or not), per client.
+    "RESET_LIMIT_PER_ADDRESS": "3 per hour",
+    "RESET_LIMIT_PER_CLIENT": "20 per hour",
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "RATELIMIT_HEADERS_ENABLED": True,
 }
@@ -92,6 +109,8 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     )
     cfg["DATA_DIR"] = str(cfg["DATA_DIR"] or instance / "data")
     cfg["COURSES_DIR"] = str(cfg["COURSES_DIR"] or Path(app.root_path).parent / "courses")
+    cfg["MAIL_DIR"] = str(cfg["MAIL_DIR"] or instance / "mail")
+    cfg.update(mail_settings(str(cfg["SMTP_URL"] or ""), cfg))
     cfg["QUEUE_URL"] = cfg["QUEUE_URL"] or f"sqlite:///{instance / 'queue.sqlite3'}"
     cfg["MAX_CONTENT_LENGTH"] = int(cfg["MAX_UPLOAD_MB"]) * 1024 * 1024
     queue_url = str(cfg["QUEUE_URL"])
@@ -122,3 +141,26 @@ def _instance_secret(path: Path) -> str:
     finally:
         tmp.unlink()
     return path.read_text().strip()
+
+
+def mail_settings(url: str, cfg: Any) -> dict[str, Any]:
+    """Flask-Mailman's settings for an LMS_SMTP_URL: `smtp://host:port` (plain, or with
+    `?starttls=1`), `smtps://user:password@host:465` (TLS from the start; user and password
+    URL-quoted), or empty: each message written to a file under MAIL_DIR."""
+    common = {"MAIL_DEFAULT_SENDER": cfg["MAIL_FROM"], "MAIL_TIMEOUT": 30}
+    if not url:
+        return {**common, "MAIL_BACKEND": "file", "MAIL_FILE_PATH": cfg["MAIL_DIR"]}
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError(f"LMS_SMTP_URL must be smtp://host:port or smtps://host:port, not {url!r}")
+    starttls = parse_qs(parts.query).get("starttls", ["0"])[-1].lower() in ("1", "true", "yes")
+    return {
+        **common,
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": parts.hostname,
+        "MAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
+        "MAIL_USE_SSL": parts.scheme == "smtps",
+        "MAIL_USE_TLS": parts.scheme == "smtp" and starttls,
+        "MAIL_USERNAME": unquote(parts.username) if parts.username else None,
+        "MAIL_PASSWORD": unquote(parts.password) if parts.password else None,
+    }

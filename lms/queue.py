@@ -21,6 +21,8 @@ PRIORITY_INSTANT = 100
 PRIORITY_BATCH = 0
 # Someone waits for an export on its page: ahead of batches, after instant feedback.
 PRIORITY_EXPORT = 50
+# Someone waits for a sign-in mail (an invitation, a reset): ahead of everything.
+PRIORITY_MAIL = 200
 
 _worker_app: Flask | None = None
 
@@ -34,6 +36,8 @@ class Queue:
         self._huey: Huey | None = None
         self._grade_task: Any = None
         self._export_task: Any = None
+        self._account_mail_task: Any = None
+        self._invitations_task: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -43,6 +47,8 @@ class Queue:
                 huey = make_huey(self.url)
                 self._grade_task = huey.task(name="grade_job")(_grade_job)
                 self._export_task = huey.task(name="export_job")(_export_job)
+                self._account_mail_task = huey.task(name="account_mail")(_account_mail)
+                self._invitations_task = huey.task(name="invitations")(_invitations)
                 self._huey = huey
             return self._huey
 
@@ -53,6 +59,16 @@ class Queue:
     def enqueue_export(self, job_id: int) -> None:
         self.huey  # noqa: B018 - makes the task on first use
         self._export_task(job_id, priority=PRIORITY_EXPORT)
+
+    def enqueue_account_mail(
+        self, kind: str, subject: int | str, by_id: int | None, new_email: str | None = None
+    ) -> None:
+        self.huey  # noqa: B018 - makes the task on first use
+        self._account_mail_task(kind, subject, by_id, new_email, priority=PRIORITY_MAIL)
+
+    def enqueue_invitations(self, batch_id: int) -> None:
+        self.huey  # noqa: B018 - makes the task on first use
+        self._invitations_task(batch_id, priority=PRIORITY_EXPORT)
 
 
 def make_huey(url: str) -> Huey:
@@ -96,3 +112,21 @@ def _export_job(job_id: int) -> None:
 
     with _worker_app.app_context():
         export_jobs.run(job_id)
+
+
+def _account_mail(kind: str, subject: int | str, by_id: int | None, new_email: str | None) -> None:
+    if _worker_app is None:
+        raise RuntimeError("mail tasks run only in `flask lms worker`")
+    from lms.services import accounts
+
+    with _worker_app.app_context():
+        accounts.deliver(kind, subject, by_id, new_email)
+
+
+def _invitations(batch_id: int) -> None:
+    if _worker_app is None:
+        raise RuntimeError("invitation tasks run only in `flask lms worker`")
+    from lms.services import accounts
+
+    with _worker_app.app_context():
+        accounts.run_batch(batch_id)

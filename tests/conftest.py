@@ -25,6 +25,7 @@ from werkzeug.test import TestResponse
 from lms import create_app
 from lms.extensions import db
 from lms.models import Base
+from tests.mailserver import MailServer
 
 PG_URL = os.environ.get(
     "LMS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -84,6 +85,8 @@ def make_config(tmp_path: Path, database_url: str, **overrides: Any) -> dict[str
         "DATA_DIR": str(tmp_path / "data"),
         "QUEUE_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
         "RATELIMIT_STORAGE_URI": "memory://",
+        # Without LMS_SMTP_URL, mail is written here (a test with a real server sets it).
+        "MAIL_DIR": str(tmp_path / "mail"),
     }
     config.update(overrides)
     return config
@@ -172,6 +175,13 @@ def auth(client: FlaskClient) -> Auth:
 def post_form(client: FlaskClient, path: str, data: dict[str, Any], **kwargs: Any) -> TestResponse:
     """POST to a form page with the CSRF token taken from the page itself."""
     return client.post(path, data={**data, "csrf_token": csrf_token(client, path)}, **kwargs)
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    """A real SMTP server on the loopback that keeps what it receives (tests/mailserver.py)."""
+    with MailServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from lms.models import (
     User,
     utcnow,
 )
-from lms.services import api_tokens, blobs, certificates, grading, programs, submissions
+from lms.services import accounts, api_tokens, blobs, certificates, grading, programs, submissions
 from tests import factories, grading_world
 from tests.grading_world import RIGHT, WRONG
 
@@ -61,6 +61,8 @@ PARAM_KINDS = {
     "grade_id": "grade_id",
     "notebook": "notebook",
     "rest": "rest",
+    "token": "token",
+    "invitation_id": "invitation",
 }
 # ...and a bare <slug> by the path segment before it.
 SLUG_KINDS = {"programs": "program", "cohorts": "cohort", "courses": "course"}
@@ -153,6 +155,8 @@ def build(courses_dir: Path) -> RouteWorld:
         "grade_id": manual.grade_id,
         "notebook": Path(grading_world.NOTEBOOK).stem,
         "rest": "tree",
+        "token": "not-a-real-token",
+        "invitation": str(accounts.start_batch(cohort, admin, enqueue=False).id),
     }
     elsewhere: Args = {
         "program": other_program.slug,
@@ -172,6 +176,8 @@ def build(courses_dir: Path) -> RouteWorld:
         "grade_id": other_cell.grade_id,
         "notebook": other_assignment.slug,
         "rest": "tree",
+        "token": "not-a-real-token",
+        "invitation": str(accounts.start_batch(other_cohort, stranger, enqueue=False).id),
     }
     mine = {"anonymous": dict(base)}
     theirs = {"anonymous": dict(elsewhere)}

@@ -4,6 +4,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
+    BooleanField,
     DateField,
     HiddenField,
     IntegerField,
@@ -18,10 +19,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from lms.forms import EmailAddress
+from lms.forms import EmailAddress, StrongPassword
 from lms.labels import LABELS
 from lms.models import OrganisationKind, Role
-from lms.services.users import MIN_PASSWORD_LENGTH
 
 SLUG = Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", message=_l("Lowercase letters, digits and hyphens."))
 
@@ -36,8 +36,10 @@ class UserForm(FlaskForm):  # type: ignore[misc]
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     password = PasswordField(
         _l("Password"),
-        validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=1024)],
-        description=_l("Optional. Without one, the user cannot sign in yet."),
+        validators=[Optional(), StrongPassword()],
+        description=_l(
+            "Optional. Without one, the user cannot sign in until they follow an invitation."
+        ),
         render_kw={"autocomplete": "new-password"},
     )
     organisation = SelectField(_l("Organisation"), coerce=int)
@@ -87,6 +89,7 @@ class ImportForm(FlaskForm):  # type: ignore[misc]
         validators=[FileRequired(), FileAllowed(["csv", "txt"], _l("Upload a .csv file."))],
         description=_l("Columns: email (required), name, organisation. UTF-8."),
     )
+    invite = BooleanField(_l("Then invite by email everyone of the cohort not invited yet"))
     submit = SubmitField(_l("Import learners"))
 
 

@@ -34,7 +34,7 @@ from lms.models import (
     RoleGrant,
     User,
 )
-from lms.services import ServiceError, learner_import, programs, users
+from lms.services import ServiceError, accounts, learner_import, programs, users
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 guard_blueprint(bp, lambda user: user.is_admin)
@@ -255,6 +255,11 @@ def cohort_detail(slug: str) -> ResponseReturnValue:
                 ),
                 "info",
             )
+            if form.invite.data:
+                batch = accounts.start_batch(cohort, current_user)
+                return redirect(
+                    url_for("invitations.batch", cohort_slug=cohort.slug, invitation_id=batch.id)
+                )
             return redirect(url_for(".cohort_detail", slug=cohort.slug))
     elif form.errors:
         status = 400

@@ -4,7 +4,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from lms.config import LANGUAGE_NAMES
 
@@ -30,5 +30,69 @@ class LanguageForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField(_l("Change language"))
 
 
-class LogoutForm(FlaskForm):  # type: ignore[misc]
-    submit = SubmitField(_l("Log out"))
+def _new_password(label: str) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[DataRequired(), Length(max=1024)],
+        description=_l(
+            "At least 12 characters. A few unrelated words make a strong password that is "
+            "easy to remember."
+        ),
+        render_kw={"autocomplete": "new-password", "minlength": 12},
+    )
+
+
+class SetPasswordForm(FlaskForm):  # type: ignore[misc]
+    """Choosing a password from an invitation or reset link."""
+
+    password = _new_password(_l("New password"))
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords differ."))],
+        render_kw={"autocomplete": "new-password"},
+    )
+    submit = SubmitField(_l("Set my password"))
+
+
+class ForgotPasswordForm(FlaskForm):  # type: ignore[misc]
+    email = StringField(
+        _l("Email"),
+        validators=[DataRequired(), Length(max=254)],
+        render_kw={"autocomplete": "email", "type": "email"},
+    )
+    submit = SubmitField(_l("Send me a link"))
+
+
+class ChangePasswordForm(FlaskForm):  # type: ignore[misc]
+    current = PasswordField(
+        _l("Current password"),
+        validators=[DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    password = _new_password(_l("New password"))
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords differ."))],
+        render_kw={"autocomplete": "new-password"},
+    )
+    submit = SubmitField(_l("Change my password"))
+
+
+class ChangeEmailForm(FlaskForm):  # type: ignore[misc]
+    email = StringField(
+        _l("New email address"),
+        validators=[DataRequired(), Length(max=254)],
+        render_kw={"autocomplete": "email", "type": "email"},
+    )
+    current = PasswordField(
+        _l("Current password"),
+        validators=[DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    submit = SubmitField(_l("Send a confirmation link"))
+
+
+class ConfirmForm(FlaskForm):  # type: ignore[misc]
+    """One button: a link followed from a mail changes nothing until it is pressed."""
+
+    submit = SubmitField(_l("Confirm"))

@@ -1,5 +1,12 @@
 """All models, importable from one place (and registered on Base.metadata on import)."""
 
+from lms.models.accounts import (
+    AccountLink,
+    AuditEvent,
+    InvitationBatch,
+    InvitationBatchState,
+    LinkPurpose,
+)
 from lms.models.base import Base, utcnow
 from lms.models.courses import (
     Assignment,
@@ -38,6 +45,11 @@ from lms.models.reports import Certificate, ExportJob, ExportState
 from lms.models.security import LoginThrottle, UserSession
 
 __all__ = [
+    "AccountLink",
+    "AuditEvent",
+    "InvitationBatch",
+    "InvitationBatchState",
+    "LinkPurpose",
     "ApiToken",
     "BatchState",
     "Extension",

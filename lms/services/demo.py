@@ -43,6 +43,9 @@ DEMO_USERS = {
     "instructor": "instructor@example.org",
     "learner": "learner@example.org",
 }
+# Imported without a password, and invited: the demo of an invitation (its mail lands in
+# instance/mail/ under `make run`).
+DEMO_NEWCOMER = "newcomer@example.org"
 
 ORGANISATIONS = [
     ("Gwangju Metropolitan City", OrganisationKind.CITY),
@@ -113,6 +116,18 @@ def load(courses_dir: Path | None = None) -> bool:
         users.grant_role(instructor, Role.INSTRUCTOR, course=course)
     learner = _user(DEMO_USERS["learner"], "Linh Learner", organisation=orgs[1])
     programs.enrol(learner, autumn)
+    learner_import.import_learners(autumn, f"email,name\n{DEMO_NEWCOMER},Nam Newcomer\n".encode())
+    return True
+
+
+def invite_newcomer() -> bool:
+    """Mail the demo newcomer their invitation, once; False when it was sent before."""
+    from lms.services import accounts
+
+    newcomer = users.find_by_email(DEMO_NEWCOMER)
+    if newcomer is None or accounts.states([newcomer.id])[newcomer.id].state != "not-invited":
+        return False
+    accounts.invite_now(newcomer, None)
     return True
 
 

@@ -58,6 +58,27 @@ ROUTES: dict[str, Row] = {
     "POST /logout":        ("-",   "ok",  "ok",  "ok",  "ok"),  # signs out: walked last
     "POST /language":      ("ok",  "ok",  "ok",  "ok",  "ok"),  # no language chosen: back to /
     "GET /welcome":        ("-",   "ok",  "ok",  "ok",  "ok"),
+    # Links from mails (a made-up token: the "this link does not work" page, 410) and one's own account
+    #                                  anon   learn  instr  coord  admin
+    "GET /join/<token>":              ("ok",  "ok",  "ok",  "ok",  "ok"),
+    "POST /join/<token>":             ("ok",  "ok",  "ok",  "ok",  "ok"),
+    "GET /reset/<token>":             ("ok",  "ok",  "ok",  "ok",  "ok"),
+    "POST /reset/<token>":            ("ok",  "ok",  "ok",  "ok",  "ok"),
+    "GET /account/email/<token>":     ("ok",  "ok",  "ok",  "ok",  "ok"),
+    "POST /account/email/<token>":    ("ok",  "ok",  "ok",  "ok",  "ok"),
+    "GET /forgot-password":           ("ok",  "ok",  "ok",  "ok",  "ok"),
+    "POST /forgot-password":          ("ok",  "ok",  "ok",  "ok",  "ok"),  # no email: 400
+    "GET /account":                   ("-",   "ok",  "ok",  "ok",  "ok"),
+    "POST /account":                  ("-",   "ok",  "ok",  "ok",  "ok"),  # no button pressed: the page again
+    # Invitations of a cohort: admins; the program's coordinators; the instructors of its courses
+    #                                                                              anon   learn  instr  coord  admin
+    "GET /cohorts/<cohort_slug>/invitations/":                                    ("-",   "-",   "own", "own", "ok"),
+    "POST /cohorts/<cohort_slug>/invitations/send":                               ("-",   "-",   "own", "own", "ok"),  # not confirmed: back to the page
+    "POST /cohorts/<cohort_slug>/invitations/learners/<int:user_id>":             ("-",   "-",   "own", "own", "ok"),  # invites the cohort's learner
+    "POST /cohorts/<cohort_slug>/invitations/links.csv":                          ("-",   "-",   "own", "own", "ok"),  # not confirmed: back to the page
+    "GET /cohorts/<cohort_slug>/invitations/batches/<int:invitation_id>":         ("-",   "-",   "own", "own", "ok"),
+    "GET /cohorts/<cohort_slug>/invitations/batches/<int:invitation_id>/progress":("-",   "-",   "own", "own", "ok"),
+    "POST /cohorts/<cohort_slug>/invitations/batches/<int:invitation_id>/resume": ("-",   "-",   "own", "own", "ok"),  # not stale: nothing to resume
     "GET /verify":         ("ok",  "ok",  "ok",  "ok",  "ok"),
     "GET /verify/<code>":  ("ok",  "ok",  "ok",  "ok",  "ok"),
     # Certificates
@@ -261,7 +282,8 @@ def is_api(key: str) -> bool:
 def outcome(response: TestResponse) -> str:
     """What the answer means: reached the view, or the refusal it is."""
     status = response.status_code
-    if 200 <= status < 300 or status in (409, 503):
+    # 410: a link from a mail that does not work (the page says why): the view answered.
+    if 200 <= status < 300 or status in (409, 410, 503):
         return REACHED
     if 300 <= status < 400:
         target = urlsplit(response.headers.get("Location", ""))

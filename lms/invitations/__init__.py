@@ -1,0 +1,3 @@
+from lms.invitations.routes import bp
+
+__all__ = ["bp"]
