@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_URL": "",
     "MAIL_FROM": "AI Engineers LMS <no-reply@localhost>",
     "MAIL_DIR": None,
+    # SMTP connections a batch of invitations sends over at once.
+    "MAIL_CONNECTIONS": 4,
     # The site's address as people reach it: links in mails and handed-out link files start
     # with it (never with a Host header a client sent). `make run` sets its own.
     "PUBLIC_URL": "http://127.0.0.1:8000",

@@ -63,6 +63,7 @@ PARAM_KINDS = {
     "rest": "rest",
     "token": "token",
     "invitation_id": "invitation",
+    "enrolment_id": "enrolment",
 }
 # ...and a bare <slug> by the path segment before it.
 SLUG_KINDS = {"programs": "program", "cohorts": "cohort", "courses": "course"}
@@ -157,6 +158,7 @@ def build(courses_dir: Path) -> RouteWorld:
         "rest": "tree",
         "token": "not-a-real-token",
         "invitation": str(accounts.start_batch(cohort, admin, enqueue=False).id),
+        "enrolment": str(programs.enrol(factories.user("spare-learner@test.org"), cohort).id),
     }
     elsewhere: Args = {
         "program": other_program.slug,
@@ -178,6 +180,9 @@ def build(courses_dir: Path) -> RouteWorld:
         "rest": "tree",
         "token": "not-a-real-token",
         "invitation": str(accounts.start_batch(other_cohort, stranger, enqueue=False).id),
+        "enrolment": str(
+            programs.enrol(factories.user("other-spare-learner@test.org"), other_cohort).id
+        ),
     }
     mine = {"anonymous": dict(base)}
     theirs = {"anonymous": dict(elsewhere)}

@@ -104,3 +104,26 @@ class AccountStateForm(FlaskForm):  # type: ignore[misc]
     page shows (a post without it, or naming someone else, changes nothing)."""
 
     email = HiddenField(validators=[DataRequired(), Length(max=254)])
+
+
+class EraseForm(FlaskForm):  # type: ignore[misc]
+    """Erasure cannot be undone: the admin types the person's email to confirm."""
+
+    confirm_email = StringField(
+        _l("Type the person's email to confirm"),
+        validators=[DataRequired(), Length(max=254)],
+        render_kw={"autocomplete": "off"},
+    )
+    submit = SubmitField(_l("Erase personal data"))
+
+
+class MergeForm(FlaskForm):  # type: ignore[misc]
+    into_email = StringField(
+        _l("Email of the account to keep"),
+        validators=[DataRequired(), Length(max=254), EmailAddress()],
+        description=_l(
+            "This account's enrolments, work and roles move there; this account is then "
+            "deactivated."
+        ),
+    )
+    submit = SubmitField(_l("Merge into that account"))

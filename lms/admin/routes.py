@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 import sqlalchemy.orm
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -16,8 +16,10 @@ from lms.admin.forms import (
     AccountStateForm,
     CohortForm,
     DeleteForm,
+    EraseForm,
     GrantForm,
     ImportForm,
+    MergeForm,
     OrganisationForm,
     ProgramForm,
     UserForm,
@@ -34,7 +36,7 @@ from lms.models import (
     RoleGrant,
     User,
 )
-from lms.services import ServiceError, accounts, learner_import, programs, users
+from lms.services import ServiceError, accounts, audit, learner_import, people, programs, users
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 guard_blueprint(bp, lambda user: user.is_admin)
@@ -78,6 +80,7 @@ def user_list() -> ResponseReturnValue:
                 form.name.data,
                 form.password.data or None,
                 organisation=db.session.get(Organisation, form.organisation.data),
+                by=current_user,
             )
         except ServiceError as e:
             flash(str(e), "error")
@@ -127,8 +130,126 @@ def user_detail(user_id: int) -> ResponseReturnValue:
         form=form,
         revoke_form=DeleteForm(),
         state_form=AccountStateForm(),
+        erase_form=EraseForm(),
+        merge_form=MergeForm(),
+        action_form=DeleteForm(),
         enrolments=enrolments,
+        events=audit.of(user),
+        invitation=accounts.states([user.id]).get(user.id),
     )
+
+
+@bp.post("/users/<int:user_id>/invite")
+def invite(user_id: int) -> ResponseReturnValue:
+    user = db.get_or_404(User, user_id)
+    if DeleteForm().validate_on_submit():
+        try:
+            accounts.invite(user, current_user)
+        except ServiceError:
+            flash(_("%(email)s is deactivated: reactivate them first.", email=user.email), "error")
+        else:
+            flash(_("An invitation to %(email)s is on its way.", email=user.email), "info")
+    return redirect(url_for(".user_detail", user_id=user.id))
+
+
+@bp.get("/users/<int:user_id>/data.zip")
+def personal_data(user_id: int) -> ResponseReturnValue:
+    """Everything held about the person, for a request made to the program (audited)."""
+    user = db.get_or_404(User, user_id)
+    return _zip_download(people.personal_data(user, current_user), user)
+
+
+def _zip_download(body: bytes, user: User) -> Response:
+    response = Response(body, mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="personal-data-{user.id}.zip"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/users/<int:user_id>/erase")
+def erase(user_id: int) -> ResponseReturnValue:
+    user = db.get_or_404(User, user_id)
+    form = EraseForm()
+    if (
+        not form.validate_on_submit()
+        or users.normalize_email(form.confirm_email.data) != user.email
+    ):
+        flash(_("Type the person's email exactly to confirm the erasure."), "error")
+        return redirect(url_for(".user_detail", user_id=user.id))
+    try:
+        people.erase(user, current_user)
+    except people.PeopleError as e:
+        flash(_people_error(str(e)), "error")
+    else:
+        flash(_("The personal data of this person is erased."), "info")
+    return redirect(url_for(".user_detail", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/merge")
+def merge(user_id: int) -> ResponseReturnValue:
+    duplicate = db.get_or_404(User, user_id)
+    form = MergeForm()
+    if not form.validate_on_submit():
+        flash(_("Give the email of the account to keep."), "error")
+        return redirect(url_for(".user_detail", user_id=duplicate.id))
+    into = users.find_by_email(form.into_email.data)
+    if into is None:
+        flash(_("No account uses %(email)s.", email=form.into_email.data), "error")
+        return redirect(url_for(".user_detail", user_id=duplicate.id))
+    try:
+        moved = people.merge(duplicate, into, current_user)
+    except people.PeopleError as e:
+        flash(_people_error(str(e)), "error")
+        return redirect(url_for(".user_detail", user_id=duplicate.id))
+    flash(
+        _(
+            "Merged into %(email)s: %(enrolments)d enrolments, %(submissions)d submissions, "
+            "%(roles)d roles moved.",
+            email=into.email,
+            enrolments=moved["enrolments"],
+            submissions=moved["submissions"],
+            roles=moved["roles"],
+        ),
+        "info",
+    )
+    return redirect(url_for(".user_detail", user_id=into.id))
+
+
+def _people_error(message: str) -> str:
+    known: dict[str, str] = {
+        "An account cannot be merged into itself.": _("An account cannot be merged into itself."),
+        "This account was already merged or erased.": _(
+            "This account was already merged or erased."
+        ),
+        "Merge into an account that is in use.": _("Merge into an account that is in use."),
+        "You cannot erase your own account here.": _("You cannot erase your own account here."),
+        "Revoke the admin role first.": _("Revoke the admin role first."),
+    }
+    return known.get(message, message)
+
+
+@bp.post("/enrolments/<int:enrolment_id>/withdraw")
+def withdraw(enrolment_id: int) -> ResponseReturnValue:
+    enrolment = db.get_or_404(Enrolment, enrolment_id)
+    if DeleteForm().validate_on_submit():
+        people.withdraw(enrolment, current_user)
+        flash(
+            _(
+                "Withdrawn from %(cohort)s; their work and history stay.",
+                cohort=enrolment.cohort.name,
+            ),
+            "info",
+        )
+    return redirect(url_for(".user_detail", user_id=enrolment.user_id))
+
+
+@bp.post("/enrolments/<int:enrolment_id>/reinstate")
+def reinstate(enrolment_id: int) -> ResponseReturnValue:
+    enrolment = db.get_or_404(Enrolment, enrolment_id)
+    if DeleteForm().validate_on_submit():
+        people.reinstate(enrolment, current_user)
+        flash(_("Back in %(cohort)s.", cohort=enrolment.cohort.name), "info")
+    return redirect(url_for(".user_detail", user_id=enrolment.user_id))
 
 
 @bp.post("/users/<int:user_id>/deactivate")
@@ -165,7 +286,7 @@ def revoke(grant_id: int) -> ResponseReturnValue:
         if grant.user_id == current_user.id and grant.role == Role.ADMIN:
             flash(_("You cannot revoke your own admin role."), "error")
         else:
-            users.revoke_grant(grant)
+            users.revoke_grant(grant, by=current_user)
             flash(_("Role revoked."), "info")
     return redirect(url_for(".user_detail", user_id=user_id))
 

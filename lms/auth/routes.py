@@ -36,7 +36,7 @@ from lms.auth.forms import (
 )
 from lms.extensions import limiter
 from lms.models import LinkPurpose, User
-from lms.services import ServiceError, accounts, login_throttle, sessions, users
+from lms.services import ServiceError, accounts, login_throttle, people, sessions, users
 
 bp = Blueprint("auth", __name__)
 
@@ -288,6 +288,18 @@ def account() -> ResponseReturnValue:
     return render_template(
         "auth/account.html", password_form=password_form, email_form=email_form
     ), status
+
+
+@bp.get("/account/data.zip")
+@login_required  # type: ignore[untyped-decorator]
+def my_data() -> ResponseReturnValue:
+    """Everything the system holds about me, as one archive."""
+    response = Response(
+        people.personal_data(current_user, current_user), mimetype="application/zip"
+    )
+    response.headers["Content-Disposition"] = 'attachment; filename="my-data.zip"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _account_error(message: str) -> str:

@@ -63,6 +63,13 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Personal data erased on request (lms.services.people.erase): the row stays for the
+    # figures it counts in, anonymised.
+    erased_at: Mapped[datetime | None]
+    # A duplicate account folded into another (lms.services.people.merge).
+    merged_into_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
 
     organisation: Mapped[Organisation | None] = relationship()
     grants: Mapped[list[RoleGrant]] = relationship(

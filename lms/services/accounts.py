@@ -33,7 +33,6 @@ from lms.exports import safe_text
 from lms.extensions import db
 from lms.models import (
     AccountLink,
-    AuditEvent,
     Cohort,
     Enrolment,
     EnrolmentStatus,
@@ -43,12 +42,12 @@ from lms.models import (
     User,
     utcnow,
 )
-from lms.services import ServiceError, mail, passwords, sessions, users
+from lms.services import ServiceError, audit, mail, passwords, sessions, users
 
 log = logging.getLogger(__name__)
 
 # Mails of a batch per commit: a batch killed mid-way leaves at most this many unconfirmed.
-CHUNK = 25
+CHUNK = 50
 # A running batch whose worker wrote nothing for this long is taken for dead (resumable).
 STALE_AFTER = timedelta(minutes=2)
 UNFINISHED = (InvitationBatchState.QUEUED, InvitationBatchState.RUNNING)
@@ -202,7 +201,7 @@ def set_password_with_link(token: str, purpose: LinkPurpose, password: str) -> U
     now = utcnow()
     for other in (LinkPurpose.INVITE, LinkPurpose.RESET):
         _supersede([user.id], other, now)
-    audit(None, user, "joined" if purpose == LinkPurpose.INVITE else "password-reset")
+    audit.record(None, user, "joined" if purpose == LinkPurpose.INVITE else "password-reset")
     sessions.revoke_all(user, "password-set")  # commits
     return user
 
@@ -232,17 +231,8 @@ def _send_link(user: User, purpose: LinkPurpose, by: User | None = None, **extra
 def _message(
     user: User, purpose: LinkPurpose, token: str, by: User | None, new_email: str | None = None
 ) -> Any:
-    expires_days = int(current_app.config["INVITE_DAYS"])
     if purpose == LinkPurpose.INVITE:
-        return mail.compose(
-            "invite",
-            user.email,
-            user.locale,
-            user=user,
-            by=by,
-            link=mail.public_url("auth.join", token=token),
-            days=expires_days,
-        )
+        return _invitation(user, mail.public_url("auth.join", token=token), by)
     if purpose == LinkPurpose.RESET:
         return mail.compose(
             "reset",
@@ -261,6 +251,11 @@ def _message(
         link=mail.public_url("auth.confirm_email", token=token),
         hours=int(current_app.config["EMAIL_CHANGE_HOURS"]),
     )
+
+
+def _invitation(user: User, link: str, by: User | None) -> Any:
+    days = int(current_app.config["INVITE_DAYS"])
+    return mail.compose("invite", user.email, user.locale, user=user, by=by, link=link, days=days)
 
 
 def _record(link_id: int, outcome: mail.Outcome) -> None:
@@ -282,7 +277,7 @@ def invite(user: User, by: User | None) -> None:
     """Queue an invitation mail for one person (a new link; the older one stops working)."""
     if not user.active:
         raise AccountError("This person is deactivated; reactivate them first.")
-    audit(by, user, "invited")
+    audit.record(by, user, "invited")
     db.session.commit()
     queue.queue().enqueue_account_mail("invite", user.id, by.id if by is not None else None)
 
@@ -292,7 +287,7 @@ def invite_now(user: User, by: User | None) -> bool:
     False when the server refused the recipient."""
     if not user.active:
         raise AccountError("This person is deactivated; reactivate them first.")
-    audit(by, user, "invited")
+    audit.record(by, user, "invited")
     db.session.commit()
     return _send_link(user, LinkPurpose.INVITE, by=by)
 
@@ -342,7 +337,7 @@ def confirm_email(token: str) -> User:
         raise AccountError("Another account uses this address.")
     old = user.email
     user.email = link.new_email
-    audit(user, user, "email-changed", f"{old} -> {link.new_email}")
+    audit.record(user, user, "email-changed", f"{old} -> {link.new_email}")
     db.session.commit()
     return user
 
@@ -355,7 +350,7 @@ def change_password(user: User, current: str, new: str, keep_session: str | None
     if problem:
         raise ServiceError(problem)
     user.password_hash = users.hash_password(passwords.normalize(new))
-    audit(user, user, "password-changed")
+    audit.record(user, user, "password-changed")
     sessions.revoke_all(user, "password-changed", keep=keep_session)
 
 
@@ -514,7 +509,7 @@ def start_batch(
     db.session.add(batch)
     db.session.flush()
     batch.total = _count(_batch_targets(batch))
-    audit(by, None, "cohort-invited", f"cohort {cohort.slug}: {batch.total} people")
+    audit.record(by, None, "cohort-invited", f"cohort {cohort.slug}: {batch.total} people")
     db.session.commit()
     if not enqueue:
         return batch
@@ -581,7 +576,7 @@ def run_batch(batch_id: int, on_progress: Callable[[int, int], None] | None = No
             batch.sent + batch.bounced + _unconfirmed(batch) + _count(_batch_targets(batch))
         )
         db.session.commit()
-        with mail.connection() as connection:
+        with mail.parallel(int(current_app.config["MAIL_CONNECTIONS"])) as send_all:
             while True:
                 chunk = list(
                     db.session.scalars(_batch_targets(batch).order_by(User.id).limit(CHUNK))
@@ -591,7 +586,7 @@ def run_batch(batch_id: int, on_progress: Callable[[int, int], None] | None = No
                 made = _new_links(chunk, LinkPurpose.INVITE, by=by, batch_id=batch.id)
                 batch.heartbeat_at = utcnow()
                 db.session.commit()  # claimed: from here on a resumed batch skips them
-                _send_chunk(connection, batch, chunk, made)
+                _send_chunk(send_all, batch, chunk, made)
                 if on_progress is not None:
                     on_progress(batch.sent + batch.bounced, batch.total)
         batch.state = InvitationBatchState.DONE
@@ -610,28 +605,57 @@ def run_batch(batch_id: int, on_progress: Callable[[int, int], None] | None = No
 
 
 def _send_chunk(
-    connection: Any, batch: InvitationBatch, chunk: list[int], made: dict[int, tuple[int, str]]
+    send_all: Callable[[list[Any]], list[mail.Outcome | Exception]],
+    batch: InvitationBatch,
+    chunk: list[int],
+    made: dict[int, tuple[int, str]],
 ) -> None:
     people = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(chunk)))}
-    for position, user_id in enumerate(chunk):
-        link_id, token = made[user_id]
-        message = _message(people[user_id], LinkPurpose.INVITE, token, batch.requested_by)
-        try:
-            outcome = mail.send(connection, message)
-        except Exception:
-            # Not handed over: these links were never mailed. Removing them lets a resumed
-            # batch invite these people (the failure is the server's, not theirs).
-            never_sent = [made[u][0] for u in chunk[position:]]
-            db.session.execute(sa.delete(AccountLink).where(AccountLink.id.in_(never_sent)))
-            db.session.commit()
-            raise
-        _record(link_id, outcome)
-        if outcome.sent:
-            batch.sent += 1
-        else:
-            batch.bounced += 1
+    join_link = mail.link_maker("auth.join")
+    messages = [
+        _invitation(people[user_id], join_link(made[user_id][1]), batch.requested_by)
+        for user_id in chunk
+    ]
+    results = send_all(messages)
+    outcomes = [
+        (made[user_id][0], result)
+        for user_id, result in zip(chunk, results, strict=True)
+        if isinstance(result, mail.Outcome)
+    ]
+    _record_all(outcomes)
+    failures = [result for result in results if not isinstance(result, mail.Outcome)]
+    if failures:
+        # Those never handed over lose their links, so that a resumed batch invites them
+        # (the failure is the server's, not theirs).
+        never_sent = [
+            made[user_id][0]
+            for user_id, result in zip(chunk, results, strict=True)
+            if not isinstance(result, mail.Outcome)
+        ]
+        db.session.execute(sa.delete(AccountLink).where(AccountLink.id.in_(never_sent)))
+        _refresh_counts(batch)
+        db.session.commit()
+        raise failures[0]
+    sent = sum(1 for _link, outcome in outcomes if outcome.sent)
+    batch.sent += sent
+    batch.bounced += len(outcomes) - sent
     batch.heartbeat_at = utcnow()
     db.session.commit()
+
+
+def _record_all(outcomes: list[tuple[int, mail.Outcome]]) -> None:
+    """A chunk's outcomes in one statement for the sent ones (bounces are few)."""
+    sent = [link_id for link_id, outcome in outcomes if outcome.sent]
+    if sent:
+        db.session.execute(
+            sa.update(AccountLink)
+            .where(AccountLink.id.in_(sent))
+            .values(sent_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    for link_id, outcome in outcomes:
+        if not outcome.sent:
+            _record(link_id, outcome)
 
 
 def _refresh_counts(batch: InvitationBatch) -> None:
@@ -686,21 +710,6 @@ def handout_links(cohort: Cohort, by: User | None) -> bytes:
         for user_id, email, name in people:
             link = mail.public_url("auth.join", token=made[user_id][1])
             writer.writerow([safe_text(email), safe_text(name), safe_text(link), expires])
-    audit(by, None, "links-handed-out", f"cohort {cohort.slug}: {len(user_ids)} people")
+    audit.record(by, None, "links-handed-out", f"cohort {cohort.slug}: {len(user_ids)} people")
     db.session.commit()
     return ("\ufeff" + out.getvalue()).encode("utf-8")
-
-
-# --- Audit -------------------------------------------------------------------------------
-
-
-def audit(actor: User | None, subject: User | None, action: str, detail: str = "") -> None:
-    """Record an action on a person's account (committed with the caller's change)."""
-    db.session.add(
-        AuditEvent(
-            actor_id=actor.id if actor is not None else None,
-            subject_id=subject.id if subject is not None else None,
-            action=action[:40],
-            detail=detail[:500],
-        )
-    )

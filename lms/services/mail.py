@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,16 @@ def public_url(endpoint: str, **values: Any) -> str:
     base = str(current_app.config["PUBLIC_URL"]).rstrip("/")
     with current_app.test_request_context(base_url=base + "/"):
         return url_for(endpoint, _external=True, **values)
+
+
+_PLACEHOLDER = "LMSTOKENPLACEHOLDER"
+
+
+def link_maker(endpoint: str) -> Callable[[str], str]:
+    """public_url for many tokens of one route: the URL is built once (a batch of 50,000
+    mails pays for one request context, not one each)."""
+    template = public_url(endpoint, token=_PLACEHOLDER)
+    return lambda token: template.replace(_PLACEHOLDER, token)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,49 @@ def connection() -> Iterator[BaseEmailBackend]:
         yield backend
     finally:
         backend.close()
+
+
+@contextmanager
+def parallel(connections: int) -> Iterator[Callable[[list[Any]], list[Outcome | Exception]]]:
+    """send_all(messages): each message over one of `connections` SMTP connections used in
+    parallel (a mail server answers each command after a round trip: one connection waits
+    most of the time). Returns each message's Outcome, or the exception that stopped it,
+    in the messages' order. The connections close when the block ends."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    local = threading.local()
+    opened: list[BaseEmailBackend] = []
+    lock = threading.Lock()
+
+    def send_one(message: Any) -> Outcome:
+        with app.app_context():
+            backend = getattr(local, "backend", None)
+            if backend is None:
+                backend = mail.get_connection(fail_silently=False)
+                with lock:
+                    opened.append(backend)
+                backend.open()
+                local.backend = backend
+            return send(backend, message)
+
+    def send_all(messages: list[Any]) -> list[Outcome | Exception]:
+        results: list[Outcome | Exception] = []
+        for future in [pool.submit(send_one, m) for m in messages]:
+            try:
+                results.append(future.result())
+            except Exception as e:  # noqa: BLE001 - reported per message to the caller
+                results.append(e)
+        return results
+
+    with ThreadPoolExecutor(max_workers=max(1, connections), thread_name_prefix="smtp") as pool:
+        try:
+            yield send_all
+        finally:
+            pool.shutdown(wait=True)
+            for backend in opened:
+                try:
+                    backend.close()
+                except Exception:  # noqa: BLE001 - a connection already gone
+                    log.debug("closing an SMTP connection failed", exc_info=True)
 
 
 def send(backend: BaseEmailBackend, message: EmailMultiAlternatives) -> Outcome:

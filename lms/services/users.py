@@ -10,7 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from lms.extensions import db
 from lms.models import Course, Organisation, Program, Role, RoleGrant, User, utcnow
-from lms.services import ServiceError, sessions
+from lms.services import ServiceError, audit, sessions
 
 EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
 # Checked when the email is unknown, so that a miss costs as long as a hit (no user enumeration).
@@ -47,6 +47,7 @@ def create_user(
     password: str | None = None,
     organisation: Organisation | None = None,
     locale: str | None = None,
+    by: User | None = None,
 ) -> User:
     email = normalize_email(email)
     if not is_valid_email(email):
@@ -61,6 +62,9 @@ def create_user(
         locale=locale,
     )
     db.session.add(user)
+    if by is not None:
+        db.session.flush()
+        audit.record(by, user, "created")
     db.session.commit()
     return user
 
@@ -110,11 +114,17 @@ def grant_role(
         granted_by_id=granted_by.id if granted_by else None,
     )
     user.grants.append(grant)
+    if granted_by is not None:
+        audit.record(granted_by, user, "role-granted", f"{role.value} {grant.scope_label}".strip())
     db.session.commit()
     return grant
 
 
-def revoke_grant(grant: RoleGrant) -> None:
+def revoke_grant(grant: RoleGrant, by: User | None = None) -> None:
+    if by is not None:
+        audit.record(
+            by, grant.user, "role-revoked", f"{grant.role.value} {grant.scope_label}".strip()
+        )
     db.session.delete(grant)
     db.session.commit()
 
@@ -126,7 +136,8 @@ def deactivate(user: User, by: User | None) -> None:
     if by is not None and by.id == user.id:
         raise UserError("You cannot deactivate yourself.")
     user.active = False
-    # One transaction: the flag and the revoked sessions commit together.
+    audit.record(by, user, "deactivated")
+    # One transaction: the flag, its record and the revoked sessions commit together.
     sessions.revoke_all(user, "deactivated")
     current_app.logger.info(
         "user %s deactivated by %s", user.email, by.email if by is not None else "the CLI"
@@ -136,6 +147,7 @@ def deactivate(user: User, by: User | None) -> None:
 def reactivate(user: User, by: User | None) -> None:
     """The user may sign in again (their old sessions stay ended)."""
     user.active = True
+    audit.record(by, user, "reactivated")
     db.session.commit()
     current_app.logger.info(
         "user %s reactivated by %s", user.email, by.email if by is not None else "the CLI"

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from tests.mailserver import MailServer
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 
@@ -33,13 +35,26 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`make run` on a fresh instance folder and a free port, stopped with Ctrl-C (SIGINT)."""
+def e2e_mail() -> Iterator[MailServer]:
+    """The SMTP server `make run` mails to in these tests (a real one, on the loopback)."""
+    with MailServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def make_run(tmp_path_factory: pytest.TempPathFactory, e2e_mail: MailServer) -> Iterator[Server]:
+    """`make run` on a fresh instance folder and a free port, stopped with Ctrl-C (SIGINT).
+    Its mail goes to e2e_mail (without LMS_SMTP_URL it would be files in instance/mail)."""
     instance = tmp_path_factory.mktemp("instance")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
     # Labs idle for 30 s are stopped, so that the lab tests can watch it happen.
-    env.update(LMS_INSTANCE_PATH=str(instance), PORT=str(port), LMS_LAB_IDLE_MINUTES="0.5")
+    env.update(
+        LMS_INSTANCE_PATH=str(instance),
+        PORT=str(port),
+        LMS_LAB_IDLE_MINUTES="0.5",
+        LMS_SMTP_URL=e2e_mail.url,
+    )
     log = instance / "make-run.log"
     with log.open("w") as out:
         process = subprocess.Popen(

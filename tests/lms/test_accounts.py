@@ -606,3 +606,39 @@ def test_long_unguessable_passwords_of_any_script_are_accepted(app: Flask, passw
 def test_the_common_password_list_comes_from_a_package(app: Flask) -> None:
     assert len(passwords._COMMON) >= 10_000
     assert "password" in passwords._COMMON and "qwertyuiop" in passwords._COMMON
+
+
+def test_a_batch_stopped_by_a_mail_server_outage_goes_on_where_it_stopped(
+    app: Flask, cohort: Cohort, mail_server: MailServer
+) -> None:
+    """The server cannot be reached: the round stops and says why; nobody is counted as
+    invited. Once the server is back, resuming sends everyone one mail."""
+    from lms.extensions import mail
+
+    imported(cohort, *(f"o{i}@example.vn" for i in range(70)))
+    app.config["MAIL_PORT"] = dead_port()
+    mail.init_app(app)
+    batch = accounts.start_batch(cohort, None)
+    run_queued(app)
+    db.session.refresh(batch)
+    assert batch.state == "failed" and "Connection refused" in batch.error
+    assert accounts.batch_progress(batch)["done"] == 0
+    assert accounts.state_counts(cohort) == {"not-invited": 70}
+
+    app.config["MAIL_PORT"] = mail_server.port
+    mail.init_app(app)
+    accounts.resume(batch)
+    run_queued(app)
+    db.session.refresh(batch)
+    assert (batch.state, batch.sent) == ("done", 70)
+    assert sorted(r.to for r in mail_server.received) == sorted(
+        f"o{i}@example.vn" for i in range(70)
+    )
+
+
+def dead_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -69,6 +69,7 @@ ROUTES: dict[str, Row] = {
     "GET /forgot-password":           ("ok",  "ok",  "ok",  "ok",  "ok"),
     "POST /forgot-password":          ("ok",  "ok",  "ok",  "ok",  "ok"),  # no email: 400
     "GET /account":                   ("-",   "ok",  "ok",  "ok",  "ok"),
+    "GET /account/data.zip":          ("-",   "ok",  "ok",  "ok",  "ok"),  # one's own data
     "POST /account":                  ("-",   "ok",  "ok",  "ok",  "ok"),  # no button pressed: the page again
     # Invitations of a cohort: admins; the program's coordinators; the instructors of its courses
     #                                                                              anon   learn  instr  coord  admin
@@ -160,6 +161,12 @@ ROUTES: dict[str, Row] = {
     "POST /admin/users/<int:user_id>/deactivate": ("-",  "-",   "-",   "-",   "ok"),  # without the page's email: nothing changes
     "POST /admin/users/<int:user_id>/reactivate": ("-",  "-",   "-",   "-",   "ok"),
     "POST /admin/grants/<int:grant_id>/revoke":  ("-",   "-",   "-",   "-",   "ok"),  # revokes a spare instructor grant
+    "POST /admin/users/<int:user_id>/invite":    ("-",   "-",   "-",   "-",   "ok"),  # queues an invitation mail
+    "GET /admin/users/<int:user_id>/data.zip":   ("-",   "-",   "-",   "-",   "ok"),
+    "POST /admin/users/<int:user_id>/erase":     ("-",   "-",   "-",   "-",   "ok"),  # email not typed: nothing erased
+    "POST /admin/users/<int:user_id>/merge":     ("-",   "-",   "-",   "-",   "ok"),  # no email: nothing merged
+    "POST /admin/enrolments/<int:enrolment_id>/withdraw":  ("-", "-", "-", "-", "ok"),  # a spare learner's enrolment
+    "POST /admin/enrolments/<int:enrolment_id>/reinstate": ("-", "-", "-", "-", "ok"),
     "GET /admin/programs":                       ("-",   "-",   "-",   "-",   "ok"),
     "POST /admin/programs":                      ("-",   "-",   "-",   "-",   "ok"),  # empty form: 400
     "GET /admin/cohorts":                        ("-",   "-",   "-",   "-",   "ok"),
