@@ -124,6 +124,7 @@ def run(args: argparse.Namespace, smtp_url: str, received: Synchronized[int]) ->
             db.session.refresh(batch)
             assert (batch.state, batch.sent) == ("done", args.learners), (batch.state, batch.sent)
             assert received.value == args.baseline + args.learners
+            db.session.close()  # its read of the batch would hold PostgreSQL's DROP back
             Base.metadata.drop_all(db.engine)
             db.engine.dispose()
 

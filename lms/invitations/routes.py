@@ -49,6 +49,12 @@ def may_invite(user: User, cohort: Cohort) -> bool:
     return any(course.id in taught for course in cohort.courses)
 
 
+def may_hand_out_links(user: User, cohort: Cohort) -> bool:
+    """A file of links opens the accounts in it to whoever holds it: admins and the
+    program's coordinators (who answer for its partners) only, not the course's instructors."""
+    return user.is_admin or may_see(coordinated_program_ids(user) or set(), cohort.program_id)
+
+
 def cohort_or_404(slug: str) -> Cohort:
     found = db.session.scalar(sa.select(Cohort).where(Cohort.slug == slug))
     if found is None or not may_invite(current_user, found):
@@ -85,7 +91,7 @@ def overview(cohort_slug: str) -> ResponseReturnValue:
         wanted=wanted if wanted in STATES else "",
         batches=batches,
         cohort_form=InviteCohortForm(),
-        links_form=HandOutLinksForm(),
+        links_form=HandOutLinksForm() if may_hand_out_links(current_user, cohort) else None,
         one_form=InviteOneForm(),
         state_names=STATES,
     )
@@ -133,6 +139,8 @@ def invite_one(cohort_slug: str, user_id: int) -> ResponseReturnValue:
 def links(cohort_slug: str) -> ResponseReturnValue:
     """Personal links of everyone who has not joined, for a partner who hands them out."""
     cohort = cohort_or_404(cohort_slug)
+    if not may_hand_out_links(current_user, cohort):
+        abort(403)
     form = HandOutLinksForm()
     if not form.validate_on_submit():
         flash(_("Tick the box to confirm, then download the links."), "error")

@@ -25,7 +25,11 @@ class AccountLink(Base):
     purpose for that person (sending a new one supersedes the old)."""
 
     __tablename__ = "account_links"
-    __table_args__ = (sa.Index("ix_account_links_user_purpose", "user_id", "purpose"),)
+    # batch_id last: "has this round invited this person" is a lookup by all three, never a
+    # walk through every link of a 50,000-person round.
+    __table_args__ = (
+        sa.Index("ix_account_links_user_purpose_batch", "user_id", "purpose", "batch_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)

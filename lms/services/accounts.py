@@ -39,6 +39,7 @@ from lms.models import (
     InvitationBatch,
     InvitationBatchState,
     LinkPurpose,
+    RoleGrant,
     User,
     utcnow,
 )
@@ -326,6 +327,11 @@ def deliver(kind: str, subject: int | str, by_id: int | None, new_email: str | N
         _send_link(user, LinkPurpose.INVITE, by=by)
     elif kind == "email" and new_email:
         _send_link(user, LinkPurpose.EMAIL, new_email=new_email)
+    elif kind == "email-changed" and new_email:
+        # To the old address: someone who took the account over is noticed by its owner.
+        notice = mail.compose("email_changed", new_email, user.locale, user=user)
+        with mail.connection() as connection:
+            mail.send(connection, notice)
 
 
 def confirm_email(token: str) -> User:
@@ -339,6 +345,7 @@ def confirm_email(token: str) -> User:
     user.email = link.new_email
     audit.record(user, user, "email-changed", f"{old} -> {link.new_email}")
     db.session.commit()
+    queue.queue().enqueue_account_mail("email-changed", user.id, None, old)
     return user
 
 
@@ -474,8 +481,14 @@ def _cohort_targets(cohort_id: int) -> sa.Select[tuple[int]]:
 def _batch_targets(batch: InvitationBatch) -> sa.Select[tuple[int]]:
     """Who the batch still has to invite: nobody it has made a link for, and, unless it
     re-invites, nobody who was invited before it started."""
+    # purpose too, so that the lookup goes by (user_id, purpose), not through every link of
+    # the batch (which made a 50,000 round quadratic).
     query = _cohort_targets(batch.cohort_id).where(
-        ~sa.exists().where(AccountLink.user_id == User.id, AccountLink.batch_id == batch.id)
+        ~sa.exists().where(
+            AccountLink.user_id == User.id,
+            AccountLink.purpose == LinkPurpose.INVITE,
+            AccountLink.batch_id == batch.id,
+        )
     )
     if not batch.reinvite:
         query = query.where(
@@ -577,12 +590,19 @@ def run_batch(batch_id: int, on_progress: Callable[[int, int], None] | None = No
         )
         db.session.commit()
         with mail.parallel(int(current_app.config["MAIL_CONNECTIONS"])) as send_all:
-            while True:
+            # Who is left, once (one pass over the cohort); each chunk is checked again just
+            # before sending, since people join or are deactivated while a round runs.
+            left = list(db.session.scalars(_batch_targets(batch).order_by(User.id)))
+            for start in range(0, len(left), CHUNK):
                 chunk = list(
-                    db.session.scalars(_batch_targets(batch).order_by(User.id).limit(CHUNK))
+                    db.session.scalars(
+                        _batch_targets(batch)
+                        .where(User.id.in_(left[start : start + CHUNK]))
+                        .order_by(User.id)
+                    )
                 )
                 if not chunk:
-                    break
+                    continue
                 made = _new_links(chunk, LinkPurpose.INVITE, by=by, batch_id=batch.id)
                 batch.heartbeat_at = utcnow()
                 db.session.commit()  # claimed: from here on a resumed batch skips them
@@ -695,8 +715,13 @@ def batch_progress(batch: InvitationBatch) -> dict[str, Any]:
 
 def handout_links(cohort: Cohort, by: User | None) -> bytes:
     """A CSV of a personal invitation link for each person of the cohort who has not joined
-    (for a partner that hands links out itself). Each replaces the person's mailed link."""
-    user_ids = list(db.session.scalars(_cohort_targets(cohort.id).order_by(User.id)))
+    (for a partner that hands links out itself). Each replaces the person's mailed link.
+    Staff (anyone granted a role) are left out unless an admin asks: a link in a file must not
+    open an account that governs others; they are invited by mail, to their own inbox."""
+    targets = _cohort_targets(cohort.id)
+    if by is None or not by.is_admin:
+        targets = targets.where(~sa.exists().where(RoleGrant.user_id == User.id))
+    user_ids = list(db.session.scalars(targets.order_by(User.id)))
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(["email", "name", "link", "expires (UTC)"])

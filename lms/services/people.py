@@ -163,12 +163,22 @@ def merge(duplicate: User, into: User, by: User | None) -> dict[str, int]:
         else:
             db.session.delete(grant)
 
-    for model, column in ((ExportJob, ExportJob.requested_by_id), (LabServer, LabServer.user_id)):
-        db.session.execute(
-            sa.update(model).where(column == duplicate.id).values({column.key: into.id})
-        )
     db.session.execute(
-        sa.update(LabKernel).where(LabKernel.user_id == duplicate.id).values(user_id=into.id)
+        sa.update(ExportJob)
+        .where(ExportJob.requested_by_id == duplicate.id)
+        .values(requested_by_id=into.id)
+    )
+    # Lab history moves (kernel minutes); a lab still open stays the duplicate's, so that the
+    # hub stops it as the duplicate's when the sessions end below.
+    db.session.execute(
+        sa.update(LabServer)
+        .where(LabServer.user_id == duplicate.id, LabServer.stopped_at.is_not(None))
+        .values(user_id=into.id)
+    )
+    db.session.execute(
+        sa.update(LabKernel)
+        .where(LabKernel.user_id == duplicate.id, LabKernel.ended_at.is_not(None))
+        .values(user_id=into.id)
     )
     db.session.execute(sa.delete(ApiToken).where(ApiToken.user_id == duplicate.id))
     db.session.execute(sa.delete(AccountLink).where(AccountLink.user_id == duplicate.id))
@@ -358,6 +368,11 @@ def erase(user: User, by: User | None) -> None:
     )
     for grant in list(user.grants):
         db.session.delete(grant)
+    # The log keeps who did what to this person and when; its details (old addresses of an
+    # email change or a merge) are personal data.
+    db.session.execute(
+        sa.update(AuditEvent).where(AuditEvent.subject_id == user.id).values(detail="")
+    )
     user.email = f"erased-{user.id}@{ERASED_DOMAIN}"
     user.name = f"Erased #{user.id}"
     user.password_hash = None

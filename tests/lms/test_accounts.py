@@ -25,6 +25,7 @@ from lms.models import (
     AuditEvent,
     Cohort,
     InvitationBatch,
+    Role,
     User,
     UserSession,
     utcnow,
@@ -347,6 +348,36 @@ def test_the_handed_out_links_file_is_formula_safe_and_replaces_mailed_links(
     assert (state.state, state.delivery) == ("invited", "file")
 
 
+def test_handed_out_links_never_open_a_staff_account_and_instructors_get_none(
+    app: Flask, client: FlaskClient, cohort: Cohort
+) -> None:
+    coordinator = factories.coordinator(cohort.program)
+    (learner, colleague) = imported(cohort, "plain@example.vn", "also.staff@example.vn")
+    # Enrolled, not joined yet, and an instructor somewhere: a link to them in a file would
+    # hand their course to whoever holds the file.
+    users.grant_role(colleague, Role.INSTRUCTOR, course=factories.course("other-course", "Other"))
+    db.session.commit()
+    path = f"/cohorts/{cohort.slug}/invitations/"
+
+    Auth(client).login(coordinator.email)
+    text = post_form(client, path + "links.csv", {"confirm": "y"}).data.decode("utf-8-sig")
+    assert "plain@example.vn" in text and "also.staff@example.vn" not in text
+    assert "Staff accounts are left out" in client.get(path).get_data(as_text=True)
+
+    teacher = factories.instructor(cohort.courses[0])
+    other = app.test_client()
+    Auth(other).login(teacher.email)
+    page = other.get(path)
+    assert page.status_code == 200 and "links.csv" not in page.get_data(as_text=True)
+    assert post_form(other, path + "links.csv", {"confirm": "y"}).status_code == 403
+
+    admin = factories.admin()
+    third = app.test_client()
+    Auth(third).login(admin.email)
+    text = post_form(third, path + "links.csv", {"confirm": "y"}).data.decode("utf-8-sig")
+    assert "also.staff@example.vn" in text
+
+
 def test_the_invitations_page_shows_states_and_invites_one(
     app: Flask, client: FlaskClient, cohort: Cohort, mail_server: MailServer
 ) -> None:
@@ -571,6 +602,14 @@ def test_a_new_email_address_counts_once_confirmed_from_that_address(
     db.session.expire_all()
     assert db.session.get(User, me.id).email == "new@example.vn"  # type: ignore[union-attr]
     assert users.authenticate("new@example.vn", PASSWORD) is not None
+    assert users.authenticate("old@example.vn", PASSWORD) is None
+    # The old address hears of it, with no link that could undo or redo anything.
+    run_queued(app)
+    (notice,) = mail_server.to("old@example.vn")
+    assert "changed" in notice.subject
+    assert "new@example.vn" in notice.text
+    assert notice.links == []
+    assert post_form(client, path, {}).status_code == 410  # the link worked once
 
 
 # --- The password rule ------------------------------------------------------------------------

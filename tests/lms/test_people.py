@@ -24,7 +24,7 @@ from lms.models import (
     UserSession,
     utcnow,
 )
-from lms.services import api_tokens, blobs, certificates, people, programs, users, workspaces
+from lms.services import api_tokens, audit, blobs, certificates, people, programs, users, workspaces
 from tests import factories
 from tests.conftest import Auth, csrf_token
 
@@ -203,6 +203,10 @@ def test_erasure_anonymises_deletes_files_and_keeps_figures_and_certificates(
     shared_blob = blobs.path_of(blobs.put(SHARED_NOTEBOOK))
     (workspaces.root_of(learner) / "x").mkdir(parents=True)
     code = certify(learner, cohort)
+    audit.record(
+        learner, learner, "email-changed", "old.erase.me@example.vn -> erase.me@example.vn"
+    )
+    db.session.commit()
     elsewhere = app.test_client()
     Auth(elsewhere).login("erase.me@example.vn")
     enrolled_before = db.session.scalar(sa.select(sa.func.count()).select_from(Enrolment))
@@ -252,7 +256,9 @@ def test_erasure_anonymises_deletes_files_and_keeps_figures_and_certificates(
     # Who erased whom, and when, is on record.
     event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "erased")).one()
     assert (event.actor_id, event.subject_id) == (admin.id, learner.id)
-    assert "erased" in client.get(path).get_data(as_text=True)
+    user_page = client.get(path).get_data(as_text=True)
+    assert "erased" in user_page and "erase.me" not in user_page
+    assert not any("erase.me" in e.detail for e in db.session.scalars(sa.select(AuditEvent)))
 
 
 def test_admin_actions_on_a_person_are_in_the_audit_log_on_their_page(

@@ -76,7 +76,7 @@ ROUTES: dict[str, Row] = {
     "GET /cohorts/<cohort_slug>/invitations/":                                    ("-",   "-",   "own", "own", "ok"),
     "POST /cohorts/<cohort_slug>/invitations/send":                               ("-",   "-",   "own", "own", "ok"),  # not confirmed: back to the page
     "POST /cohorts/<cohort_slug>/invitations/learners/<int:user_id>":             ("-",   "-",   "own", "own", "ok"),  # invites the cohort's learner
-    "POST /cohorts/<cohort_slug>/invitations/links.csv":                          ("-",   "-",   "own", "own", "ok"),  # not confirmed: back to the page
+    "POST /cohorts/<cohort_slug>/invitations/links.csv":                          ("-",   "-",   "-",   "own", "ok"),  # not confirmed: back to the page; instructors mail, never hand out
     "GET /cohorts/<cohort_slug>/invitations/batches/<int:invitation_id>":         ("-",   "-",   "own", "own", "ok"),
     "GET /cohorts/<cohort_slug>/invitations/batches/<int:invitation_id>/progress":("-",   "-",   "own", "own", "ok"),
     "POST /cohorts/<cohort_slug>/invitations/batches/<int:invitation_id>/resume": ("-",   "-",   "own", "own", "ok"),  # not stale: nothing to resume
