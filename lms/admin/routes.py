@@ -359,7 +359,7 @@ def cohort_detail(slug: str) -> ResponseReturnValue:
     status = 200
     if form.validate_on_submit():
         try:
-            report = learner_import.import_learners(cohort, form.file.data.read())
+            report = learner_import.import_learners(cohort, form.file.data.read(), by=current_user)
         except learner_import.ImportRejected as e:
             import_errors = e.errors
             flash(_("Nothing was imported: fix the rows below and upload the file again."), "error")

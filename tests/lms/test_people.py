@@ -265,8 +265,19 @@ def test_admin_actions_on_a_person_are_in_the_audit_log_on_their_page(
     app: Flask, client: FlaskClient, cohort: Cohort
 ) -> None:
     admin = factories.admin()
-    learner = factories.learner(cohort, "logged@example.vn")
     Auth(client).login(admin.email)
+    cohort_page = f"/admin/cohorts/{cohort.slug}"
+    imported = client.post(
+        cohort_page,
+        data={
+            "csrf_token": csrf_token(client, cohort_page),
+            "file": (io.BytesIO(b"email,name\nlogged@example.vn,Logged\n"), "people.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert imported.status_code == 302
+    learner = users.find_by_email("logged@example.vn")
+    assert learner is not None
     path = f"/admin/users/{learner.id}"
     token = csrf_token(client, path)
     client.post(f"{path}/deactivate", data={"csrf_token": token, "email": learner.email})
@@ -276,7 +287,8 @@ def test_admin_actions_on_a_person_are_in_the_audit_log_on_their_page(
     events = db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.subject_id == learner.id).order_by(AuditEvent.id)
     ).all()
-    assert [e.action for e in events] == ["deactivated", "reactivated", "withdrawn"]
+    assert [e.action for e in events] == ["imported", "deactivated", "reactivated", "withdrawn"]
+    assert cohort.slug in events[0].detail
     assert all(e.actor_id == admin.id for e in events)
     page = client.get(path).get_data(as_text=True)
-    assert page.count("admin@test.org") >= 3 and "withdrawn" in page
+    assert page.count("admin@test.org") >= 4 and "withdrawn" in page
