@@ -29,6 +29,35 @@ LABELS: dict[enum.StrEnum, str] = {
 }
 
 
+# The audit log's actions (lms.services.audit), as the log's reader says them.
+AUDIT_ACTIONS: dict[str, str] = {
+    "created": _l("account created"),
+    "imported": _l("imported from CSV"),
+    "enrolled": _l("enrolled from CSV"),
+    "invited": _l("invited"),
+    "cohort-invited": _l("cohort invited"),
+    "links-handed-out": _l("personal links downloaded"),
+    "joined": _l("joined (password chosen)"),
+    "password-reset": _l("password reset by link"),
+    "password-changed": _l("password changed"),
+    "email-changed": _l("email changed"),
+    "role-granted": _l("role granted"),
+    "role-revoked": _l("role revoked"),
+    "deactivated": _l("deactivated"),
+    "reactivated": _l("reactivated"),
+    "withdrawn": _l("withdrawn from a cohort"),
+    "reinstated": _l("reinstated in a cohort"),
+    "merged": _l("duplicate merged into this account"),
+    "merged-away": _l("merged into another account"),
+    "data-exported": _l("personal data downloaded"),
+    "erased": _l("personal data erased"),
+}
+
+
+def audit_action(action: str) -> str:
+    return str(AUDIT_ACTIONS.get(action, action))
+
+
 def label(value: enum.StrEnum) -> str:
     """The value in the reader's language (`{{ enrolment.status|label }}`)."""
     return str(LABELS.get(value, value.value))
@@ -36,5 +65,6 @@ def label(value: enum.StrEnum) -> str:
 
 def register(app: Flask) -> None:
     app.add_template_filter(label, "label")
+    app.add_template_filter(audit_action, "audit_action")
     # Thousands separators as the reader's language writes them: 50,000 / 50.000.
     app.add_template_filter(format_number, "number")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from lms.extensions import db
+from lms.labels import AUDIT_ACTIONS
 from lms.models import (
     ApiToken,
     AuditEvent,
@@ -291,4 +294,14 @@ def test_admin_actions_on_a_person_are_in_the_audit_log_on_their_page(
     assert cohort.slug in events[0].detail
     assert all(e.actor_id == admin.id for e in events)
     page = client.get(path).get_data(as_text=True)
-    assert page.count("admin@test.org") >= 4 and "withdrawn" in page
+    assert page.count("admin@test.org") >= 4 and "withdrawn from a cohort" in page
+
+
+def test_every_audited_action_has_a_label_for_the_logs_reader() -> None:
+    """The log shows actions in the reader's language: a new action needs its label."""
+    source = "\n".join(path.read_text() for path in Path("lms").rglob("*.py"))
+    calls = re.findall(r"audit\.record\(([^)]*)\)", source)
+    calls += re.findall(r'"action": ([^,]*),', source)  # bulk inserts of events
+    recorded = {word for call in calls for word in re.findall(r'"([a-z]+(?:-[a-z]+)*)"', call)}
+    assert {"imported", "enrolled", "joined", "password-reset", "role-revoked"} <= recorded
+    assert recorded - set(AUDIT_ACTIONS) == set()
