@@ -8,6 +8,31 @@
     return state === "queued" || state === "running";
   }
 
+  function clock(seconds) {
+    var total = Math.round(seconds);
+    var minutes = Math.floor(total / 60);
+    var secs = total % 60;
+    return minutes + ":" + (secs < 10 ? "0" : "") + secs;
+  }
+
+  // The rate since this page first saw the round sending (the server keeps no history).
+  var first = null;
+
+  function speed(p, page) {
+    var now = Date.now();
+    if (p.state !== "running" || first === null || p.done < first.done) {
+      first = p.state === "running" ? { at: now, done: p.done } : null;
+      return;
+    }
+    var seconds = (now - first.at) / 1000;
+    if (seconds < 2 || p.done === first.done) {
+      return;
+    }
+    var perSecond = (p.done - first.done) / seconds;
+    page.set("per_second", Number(perSecond).toLocaleString(page.lang, { maximumFractionDigits: 0 }));
+    page.set("seconds_left", clock(Math.max(p.total - p.done, 0) / perSecond));
+  }
+
   window.lmsLiveProgress({
     going: unfinished,
     render: function (p, page) {
@@ -22,6 +47,7 @@
       page.set("bounced", Number(p.bounced).toLocaleString(page.lang));
       page.set("unconfirmed", Number(p.unconfirmed).toLocaleString(page.lang));
       page.set("error", p.error || "");
+      speed(p, page);
       page.state(p.state);
       page.show('[data-when="unconfirmed"]', p.unconfirmed > 0);
       page.show('[data-when="failed"]', p.state === "failed");
