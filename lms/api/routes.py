@@ -34,11 +34,9 @@ from lms.models import (
     Assignment,
     CellKind,
     Cohort,
-    CohortAssignment,
     Course,
     Enrolment,
     EnrolmentStatus,
-    Extension,
     GradingBatch,
     GradingJob,
     JobKind,
@@ -48,7 +46,7 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
-from lms.services import api_tokens, grading, submissions
+from lms.services import api_tokens, deadlines, grading, submissions
 from lms.services.submissions import SubmissionError, Upload
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -215,14 +213,7 @@ def _learning(user: User) -> list[dict[str, Any]]:
     ).all()
     if not enrolments:
         return []
-    extended = {
-        (cohort_id, assignment_id): due_at
-        for cohort_id, assignment_id, due_at in db.session.execute(
-            sa.select(CohortAssignment.cohort_id, CohortAssignment.assignment_id, Extension.due_at)
-            .join(Extension, Extension.cohort_assignment_id == CohortAssignment.id)
-            .where(Extension.user_id == user.id)
-        ).tuples()
-    }
+    extended = deadlines.extended_due_dates(user.id)
     now = utcnow()
     rows = []
     for enrolment in enrolments:

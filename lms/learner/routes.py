@@ -132,8 +132,14 @@ def _cohort_course(cohort_slug: str, course_slug: str) -> tuple[Cohort, Course]:
 def course(cohort_slug: str, course_slug: str) -> ResponseReturnValue:
     cohort, found = _cohort_course(cohort_slug, course_slug)
     rows = reports.cohort_course_assignments(cohort, found)
+    extended = deadlines.extended_due_dates(current_user.id, cohort.id)
     return render_template(
-        "learner/course.html", cohort=cohort, course=found, rows=rows, now=utcnow()
+        "learner/course.html",
+        cohort=cohort,
+        course=found,
+        rows=rows,
+        extended={assignment_id: due for (_c, assignment_id), due in extended.items()},
+        now=utcnow(),
     )
 
 

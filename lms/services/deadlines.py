@@ -102,6 +102,24 @@ def late_penalties(attempts: Sequence[tuple[int, int, int, datetime]]) -> list[f
     return penalties
 
 
+def extended_due_dates(
+    user_id: int, cohort_id: int | None = None
+) -> dict[tuple[int, int], datetime]:
+    """A learner's extensions as {(cohort id, assignment id): their due date}, in one query
+    (pages and the API that list many assignments show the learner's own due date)."""
+    query = (
+        sa.select(CohortAssignment.cohort_id, CohortAssignment.assignment_id, Extension.due_at)
+        .join(Extension, Extension.cohort_assignment_id == CohortAssignment.id)
+        .where(Extension.user_id == user_id)
+    )
+    if cohort_id is not None:
+        query = query.where(CohortAssignment.cohort_id == cohort_id)
+    return {
+        (cohort, assignment): due_at
+        for cohort, assignment, due_at in db.session.execute(query).tuples()
+    }
+
+
 def schedule(cohort_id: int, assignment_id: int) -> CohortAssignment | None:
     return db.session.scalar(
         sa.select(CohortAssignment).where(

@@ -123,6 +123,9 @@ def test_assignment_page_shows_dates_extension_and_late_rule_then_the_penalty(
         f"/learn/cohorts/{world.cohort.slug}/courses/{world.assignment.course.slug}"
     ).get_data(as_text=True)
     assert f'href="{page_url(world)}"' in course_page
+    # The course's list shows the learner's own due date too, not the cohort's.
+    assert f"{utc(due + timedelta(days=3))} (your extension)" in course_page
+    assert utc(due) not in course_page
     page = client.get(page_url(world))
     html = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -146,6 +149,11 @@ def test_assignment_page_shows_dates_extension_and_late_rule_then_the_penalty(
         cutoff_at=None,
     )
     auth.login(late.email)
+    course_page = client.get(
+        f"/learn/cohorts/{world.cohort.slug}/courses/{world.assignment.course.slug}"
+    ).get_data(as_text=True)
+    assert "(your extension)" not in course_page
+    assert utc(now - timedelta(days=1, hours=1)) in course_page
     html = client.get(page_url(world)).get_data(as_text=True)
     assert "(your extension)" not in html
     assert "10% off per day late, at most 30%." in html
