@@ -7,13 +7,49 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import sqlalchemy as sa
 
 from lms.extensions import db
 from lms.models import Cohort, Role
 from lms.services import ServiceError, demo, learner_import, programs, users
 
 
-@click.group()
+def database_problem(error: sa.exc.DBAPIError) -> str | None:
+    """One line for a command that met a database it cannot use, or None for any other error
+    (a real bug keeps its traceback)."""
+    where = db.engine.url.render_as_string(hide_password=True)
+    text = str(error.orig).lower()
+    if isinstance(error, sa.exc.OperationalError) and any(
+        words in text
+        for words in ("connection", "could not connect", "unable to open", "timeout", "resolve")
+    ):
+        first = str(error.orig).strip().splitlines()[0]
+        return f"Cannot reach the database {where}: {first}"
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return f"The database {where} has no tables yet: run `flask --app wsgi db upgrade` first."
+    if "no such column" in text or ("column" in text and "does not exist" in text):
+        return (
+            f"The database {where} is not migrated to this version: "
+            "run `flask --app wsgi db upgrade` first."
+        )
+    return None
+
+
+class _Commands(click.Group):
+    """The `lms` group: a database that is missing, unreachable or not migrated is said in
+    one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except sa.exc.DBAPIError as e:
+            problem = database_problem(e)
+            if problem is None:
+                raise
+            raise click.ClickException(problem) from None
+
+
+@click.group(cls=_Commands)
 def lms() -> None:
     """Manage the LMS."""
 

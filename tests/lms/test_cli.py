@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from pathlib import Path
+
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from flask_migrate import upgrade
 
+from lms import create_app
 from lms.extensions import db
 from lms.models import (
     Cohort,
@@ -19,6 +25,13 @@ from lms.models import (
 )
 from lms.services import users
 from tests import factories
+from tests.conftest import make_config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def table_counts() -> dict[str, int]:
@@ -174,3 +187,44 @@ def test_cli_errors_are_one_clear_line(app: Flask, runner: FlaskCliRunner) -> No
     )
     assert result.exit_code == 1 and "Not a valid email address" in result.output
     assert "Traceback" not in result.output
+
+
+# --- A database the command cannot use ------------------------------------------------------
+
+
+def one_line_error(app: Flask, *args: str) -> str:
+    with app.app_context():  # as `flask` gives the commands one
+        result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    return line
+
+
+def test_a_command_on_a_database_without_tables_says_to_migrate(tmp_path: Path) -> None:
+    app = create_app(make_config(tmp_path, f"sqlite:///{tmp_path / 'fresh.sqlite3'}"))
+    line = one_line_error(app, "lms", "seed-scale", "--learners", "10")
+    assert "has no tables yet: run `flask --app wsgi db upgrade` first" in line
+
+
+def test_a_command_on_a_database_behind_the_code_says_to_migrate(tmp_path: Path) -> None:
+    app = create_app(make_config(tmp_path, f"sqlite:///{tmp_path / 'old.sqlite3'}"))
+    with app.app_context():
+        upgrade(revision="0007_accounts")  # before the erased/merged columns
+    line = one_line_error(
+        app, "lms", "create-user", "--email", "new@example.org", "--password", "x" * 16
+    )
+    assert "is not migrated to this version: run `flask --app wsgi db upgrade` first" in line
+
+
+def test_a_command_on_an_unreachable_database_says_so_without_the_password(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql+psycopg://lms:s3cret@127.0.0.1:{port}/lms"
+    app = create_app(make_config(tmp_path, url))
+    line = one_line_error(app, "lms", "import-learners", os.devnull, "--cohort", "x")
+    assert line.startswith(
+        f"Error: Cannot reach the database postgresql+psycopg://lms:***@127.0.0.1:{port}/lms"
+    )
+    assert "s3cret" not in line
