@@ -7,7 +7,7 @@ PORT ?= 8000
 LMS_PORT ?= $(shell echo $$(($(PORT) + 1)))
 HUB_API_PORT ?= $(shell echo $$(($(PORT) + 2)))
 PYTHON ?= python3
-# nbgrader (later) and our own commands shell out to tools in the venv.
+# nbgrader and our own commands shell out to tools in the venv.
 export PATH := $(BIN):$(PATH)
 export FLASK_APP := wsgi
 

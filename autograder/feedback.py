@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import bleach
-import nbformat
 from bleach.css_sanitizer import CSSSanitizer
 from nbformat import NotebookNode
 
@@ -219,8 +218,3 @@ def _output(output: NotebookNode) -> str:
         text = data["text/plain"]
         return f"<pre>{html.escape(''.join(text) if isinstance(text, list) else text)}</pre>"
     return ""
-
-
-def read_notebook(path: Path) -> NotebookNode:
-    notebook: NotebookNode = nbformat.read(path, as_version=4)
-    return notebook

@@ -292,12 +292,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def denied_numbers(machine: str | None = None) -> dict[str, int]:
-    """The DENIED calls this architecture has, with their numbers (for logs and docs)."""
-    numbers = SYSCALLS[native_machine(machine)]
-    return {name: numbers[name] for name in DENIED if name in numbers}
-
-
 def bwrap_args(fd: int) -> list[str]:
     """The bwrap options that install the filter read from `fd`."""
     return ["--seccomp", str(fd)]

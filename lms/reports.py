@@ -80,21 +80,6 @@ def program_progress(program_ids: set[int] | None) -> list[tuple[Program, Progre
     ]
 
 
-def cohort_progress(program: Program) -> list[tuple[Cohort, Progress]]:
-    """The program's cohorts with their counts, measured against the program's target."""
-    query = (
-        sa.select(Cohort, *_counts())
-        .outerjoin(Enrolment, Enrolment.cohort_id == Cohort.id)
-        .where(Cohort.program_id == program.id)
-        .group_by(Cohort.id)
-        .order_by(Cohort.starts_on, Cohort.name)
-    )
-    return [
-        (cohort, Progress(program.target_learners, enrolled, completed, certified))
-        for cohort, enrolled, completed, certified in db.session.execute(query).tuples()
-    ]
-
-
 def course_learner_counts(course_ids: Sequence[int]) -> dict[int, int]:
     """Learners (not withdrawn) in cohorts that take each course."""
     query = (

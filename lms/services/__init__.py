@@ -1,6 +1,6 @@
 """Domain services: module-level verbs, each public one a transaction ending in commit.
 
-Views, the CLI and (later) the queue worker all go through these, so each rule lives once.
+Views, the CLI and the queue worker all go through these, so each rule lives once.
 """
 
 

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import current_app, render_template, url_for
@@ -139,10 +138,6 @@ def send(backend: BaseEmailBackend, message: EmailMultiAlternatives) -> Outcome:
         written = getattr(backend, "_fname", None)
         log.info("mail to %s written to %s", message.to[0], written)
     return Outcome(True)
-
-
-def mail_dir() -> Path:
-    return Path(current_app.config["MAIL_DIR"])
 
 
 def _text(reason: bytes | str) -> str:

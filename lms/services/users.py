@@ -69,11 +69,6 @@ def create_user(
     return user
 
 
-def set_password(user: User, password: str) -> None:
-    user.password_hash = hash_password(password)
-    db.session.commit()
-
-
 def authenticate(email: str, password: str) -> User | None:
     """The active user with this email and password, or None (same cost either way)."""
     user = find_by_email(email)
