@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from lms.extensions import db
 from lms.models import Cohort, Role
-from lms.services import ServiceError, demo, learner_import, programs, users
+from lms.services import ServiceError, learner_import, programs, users
 
 
 def database_problem(error: sa.exc.DBAPIError) -> str | None:
@@ -61,6 +61,10 @@ def _fail(message: str) -> NoReturn:
 @lms.command("demo")
 def demo_command() -> None:
     """Load the demo programs, cohorts, learners and one user per role (once)."""
+    # Here, not at the top: the web process imports this module, and the demo reads the
+    # course catalogue with the grader's notebook reader, which it never needs.
+    from lms.services import demo
+
     if demo.load(_courses_root()):
         click.echo("Demo data loaded.")
     else:
@@ -88,6 +92,8 @@ def demo_command() -> None:
 def demo_history_command() -> None:
     """The ended demo spring cohort's graded work, completions and certificates (once; run
     after `lms release`, which makes the notebooks it is made from)."""
+    from lms.services import demo
+
     try:
         added = demo.load_spring_work(_courses_root())
     except ServiceError as e:

@@ -25,7 +25,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from lms.models import Assignment, Cohort, User, utcnow
-from lms.services import ServiceError, releases, submissions
+from lms.services import ServiceError, submissions
 
 
 class WorkspaceError(ServiceError):
@@ -55,7 +55,11 @@ def folder_of(user: User, assignment: Assignment) -> Path:
 def open_workspace(user: User, assignment: Assignment) -> Workspace:
     """The learner's folder for the assignment, with every file of the current release that
     it does not hold yet (the first time: all of them). Existing files are never touched."""
-    release = releases.release(assignment)
+    # Releases are made by `flask lms release` (nbgrader, never in the web process): an
+    # assignment without one cannot be opened yet.
+    release = assignment.current_release
+    if release is None:
+        raise WorkspaceError(_("This assignment is not released yet."))
     given = Path(current_app.config["DATA_DIR"]) / release.path
     folder = folder_of(user, assignment)
     _make_dirs(root_of(user), folder)
@@ -78,7 +82,7 @@ def reset(user: User, assignment: Assignment, notebook: str, now: datetime | Non
     if notebook not in workspace.notebooks:
         raise WorkspaceError(_("%(name)s is not a notebook of this assignment.", name=notebook))
     release = assignment.current_release
-    assert release is not None  # open_workspace released it
+    assert release is not None  # open_workspace refuses an unreleased assignment
     current = workspace.folder / notebook
     stamp = (now or utcnow()).strftime("%Y%m%d-%H%M%S")
     kept = current.with_name(f"{current.stem}.before-reset-{stamp}.ipynb")

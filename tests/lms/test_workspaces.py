@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from flask import Flask, current_app
 
+from lms.extensions import db
 from lms.services import workspaces
 from lms.services.submissions import SubmissionError
 from tests import grading_world
@@ -163,3 +164,17 @@ def test_links_and_huge_files_left_by_learner_code_are_refused(
     notebook.write_text(json.dumps({"cells": [], "padding": "x" * (1024 * 1024)}))
     with pytest.raises(workspaces.WorkspaceError, match="larger than 1 MB"):
         workspaces.submit(learner, world.assignment, world.cohort)
+
+
+def test_an_unreleased_assignment_is_not_opened_and_nothing_is_generated(world: World) -> None:
+    """Releases are made by `flask lms release`; the web process never runs nbgrader."""
+    release = world.assignment.current_release
+    assert release is not None
+    db.session.delete(release)
+    db.session.commit()
+    learner = world.learners[0]
+    with pytest.raises(workspaces.WorkspaceError, match="not released yet"):
+        workspaces.open_workspace(learner, world.assignment)
+    db.session.expire_all()
+    assert world.assignment.current_release is None
+    assert not workspaces.folder_of(learner, world.assignment).exists()
