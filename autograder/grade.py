@@ -39,7 +39,13 @@ from autograder.gpu import GpuSlots
 from autograder.nbgrader_cli import CourseDir, generate_in_process
 from autograder.notebooks import NotebookError, load_raw
 from autograder.pool import KernelPool, KernelPoolError, KernelStartError
-from autograder.results import CellResult, CellStatus, GradeResult, NotebookResult
+from autograder.results import (
+    CellResult,
+    CellStatus,
+    GradeResult,
+    InfrastructureFailure,
+    NotebookResult,
+)
 from autograder.sandbox import SandboxPolicy
 
 log = logging.getLogger(__name__)
@@ -356,6 +362,7 @@ class Grader:
     ) -> GradeResult:
         started = time.perf_counter() if started is None else started
         errors: list[str] = []
+        infrastructure: list[InfrastructureFailure] = []
         flags: list[str] = []
         devices: set[str] = set()
         notebooks: dict[str, NotebookResult] = {}
@@ -376,6 +383,11 @@ class Grader:
             workspace[f"{name}.ipynb"] = json.dumps(nb, indent=1).encode()
             try:
                 outcome = self._execute(nb, workspace, devices)
+            except KernelStartError as e:  # before any learner code ran: the grader's failure
+                errors.append(f"{name}.ipynb: {e}")
+                infrastructure.append(InfrastructureFailure(name, str(e)))
+                notebooks[name] = _zero(cells, "failed")
+                continue
             except KernelPoolError as e:
                 errors.append(f"{name}.ipynb: {e}")
                 notebooks[name] = _zero(cells, "failed")
@@ -396,6 +408,7 @@ class Grader:
             seconds=time.perf_counter() - started,
             flags=tuple(flags),
             device=",".join(sorted(devices)) or "none",
+            infrastructure=tuple(infrastructure),
         )
 
     def _execute(

@@ -23,6 +23,15 @@ class NotebookResult:
 
 
 @dataclass(frozen=True)
+class InfrastructureFailure:
+    """The grader could not grade a notebook (its kernel did not start, even on a second
+    try): the grader's failure, not the learner's; a caller retries, never records a score."""
+
+    notebook: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class GradeResult:
     score: float
     max_score: float
@@ -31,6 +40,8 @@ class GradeResult:
     seconds: float = 0.0
     flags: tuple[str, ...] = ()  # tampering and containment: what the grader refused to count
     device: str = "cpu"
+    # Also told in `errors` (the JSON's one list of problems); here as data for the caller.
+    infrastructure: tuple[InfrastructureFailure, ...] = ()
 
     def autograded(self) -> tuple[float, float]:
         """(points scored, points possible) over the autograded test cells only."""

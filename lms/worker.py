@@ -24,6 +24,7 @@ from autograder.execute import ExecutionLimits
 from autograder.feedback import released_sources, render
 from autograder.gpu import GpuSlots
 from autograder.grade import Grader, grader_for
+from autograder.results import GradeResult
 from autograder.sandbox import SandboxPolicy
 from lms.extensions import db
 from lms.models import GradingJob, Release, Submission
@@ -95,11 +96,11 @@ def run_job(job_id: int) -> None:
     finally:
         stop.set()
         heartbeat.join()
-    lost = [e for e in result.get("errors", []) if "the kernel did not start" in e]
-    if lost:  # the grader's failure, not the learner's: never record it as a score
-        grading.record_failure(job_id, token, lost[0])
+    if result.infrastructure:  # the grader's failure, not the learner's: never a score
+        lost = result.infrastructure[0]
+        grading.record_failure(job_id, token, f"{lost.notebook}.ipynb: {lost.reason}")
         return
-    if not grading.record_result(job_id, token, result, feedback):
+    if not grading.record_result(job_id, token, result.to_json(), feedback):
         log.warning("grading job %s: lease lost before the result was stored", job_id)
 
 
@@ -114,8 +115,8 @@ def _keep_lease(app: Flask, job_id: int, token: str, stop: threading.Event) -> N
             db.session.remove()
 
 
-def grade_submission(job: GradingJob) -> tuple[dict[str, Any], dict[str, str]]:
-    """Autograde the submission's stored files; returns the result JSON and the sanitized
+def grade_submission(job: GradingJob) -> tuple[GradeResult, dict[str, str]]:
+    """Autograde the submission's stored files; returns the result and the sanitized
     feedback HTML of each notebook, stored as blobs (name -> sha256)."""
     submission: Submission = job.submission
     assignment = submission.assignment
@@ -146,4 +147,4 @@ def grade_submission(job: GradingJob) -> tuple[dict[str, Any], dict[str, str]]:
             released = released_sources(release_dir / f"{name}.ipynb")
             page = render(nb, released, scores, name)
             feedback[name] = blobs.put(page.encode("utf-8"))
-    return result.to_json(), feedback
+    return result, feedback

@@ -9,6 +9,7 @@ import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -17,7 +18,8 @@ from autograder.execute import execute_notebook
 from autograder.feedback import released_sources, render
 from autograder.gpu import GpuSlots
 from autograder.grade import Grader, grade_many, grader_for, learner_folders
-from autograder.pool import KernelPool, KernelPoolError
+from autograder.pool import KernelPool, KernelPoolError, KernelStartError
+from autograder.results import InfrastructureFailure
 from autograder.sandbox import SandboxPolicy
 from autograder.stock import grade_stock
 from tests.autograder.conftest import (
@@ -232,3 +234,26 @@ def test_gpu_slots_give_each_kernel_only_its_own_device(tmp_path: Path) -> None:
                 pool.give_back(kernel)
         with pool.kernel(timeout=120) as again:  # a slot came back: a kernel is warm on it
             assert again.device.startswith("gpu:")
+
+
+class _NoKernels:
+    """A pool whose kernels never start (a broken host): the fault the pool reports as
+    KernelStartError, injected, since a real one cannot be caused on demand."""
+
+    def kernel(self) -> Any:
+        raise KernelStartError("the kernel did not start: (fork server log)")
+
+
+def test_a_kernel_that_never_starts_is_the_graders_failure_not_a_zero(
+    grader: Grader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(grader, "pool", _NoKernels())
+    result = submit(grader, tmp_path, SOLUTION)
+    assert result.infrastructure == (
+        InfrastructureFailure("double-it", "the kernel did not start: (fork server log)"),
+    )
+    assert result.errors == ("double-it.ipynb: the kernel did not start: (fork server log)",)
+    monkeypatch.undo()
+    # A learner's own crash is not infrastructure: it scores, as nbgrader scores it.
+    crashed = submit(grader, tmp_path, "raise SystemExit(3)", name="crash")
+    assert crashed.infrastructure == ()

@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from lms import queue
+from autograder.results import GradeResult, InfrastructureFailure
+from lms import queue, worker
 from lms.extensions import db
 from lms.models import (
     BatchState,
@@ -268,3 +269,26 @@ def test_grade_cli_follows_the_batch_to_the_end(
     assert [cell_score(s) for s in subs] == [2.0, 0.0]
     unknown = app.test_cli_runner().invoke(args=["lms", "grade", "--assignment", "nope"])
     assert unknown.exit_code != 0 and "No assignment 'nope'" in unknown.output
+
+
+def test_a_grader_that_could_not_start_a_kernel_requeues_the_job_and_records_no_score(
+    app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker tells the grader's failure from the learner's by its type, not its words."""
+    (submission,) = submit_all(world, [RIGHT])
+    batch = grading.create_batch(world.assignment, world.instructor, submission_ids=[submission.id])
+    (job,) = db.session.scalars(sa.select(GradingJob).where(GradingJob.batch_id == batch.id))
+    broken = GradeResult(
+        score=0.0,
+        max_score=2.0,
+        notebooks={},
+        errors=("double-it.ipynb: no kernel",),
+        infrastructure=(InfrastructureFailure("double-it", "no kernel"),),
+    )
+    monkeypatch.setattr(worker, "grade_submission", lambda job: (broken, {}))
+    worker.run_job(job.id)
+    db.session.expire_all()
+    again = db.session.get(GradingJob, job.id)
+    assert again is not None
+    assert (again.state, again.error) == (JobState.QUEUED, "double-it.ipynb: no kernel")
+    assert cell_score(submission) is None  # nothing was recorded as the learner's score
