@@ -434,55 +434,13 @@ def _check_label(item: object) -> str:
 @lms.command("worker")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes (default LMS_WORKERS).")
 def worker_command(workers: int | None) -> None:
-    """Run the queue consumer: grading jobs, instant feedback first."""
-    import faulthandler
-    import logging
-    import signal
-    import threading
-    import time
-
+    """Run the queue consumer: grading (instant feedback first), mail, invitations, exports."""
     from flask import current_app
 
-    from lms import queue
-    from lms.extensions import db
-    from lms.services import grading
+    from lms import worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # `kill -USR1` on a worker process prints where each of its threads is.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    queue.bind_worker_app(app)
-    huey = queue.queue().huey
-
-    def reap() -> None:
-        interval = max(1.0, min(30.0, int(app.config["GRADING_LEASE_SECONDS"]) / 2))
-        while True:
-            with app.app_context():
-                try:
-                    again = grading.requeue_stale()
-                    if again:
-                        click.echo(f"Queued again (worker gone or message lost): {again}")
-                except Exception as e:  # noqa: BLE001 - keep reaping after a database hiccup
-                    click.echo(f"reaper: {e}", err=True)
-                finally:
-                    db.session.remove()
-            time.sleep(interval)
-
-    @huey.on_startup()  # type: ignore[untyped-decorator]
-    def start_worker_process() -> None:
-        # Runs in each forked worker process. The parent stays single-threaded until it has
-        # forked: a thread holding a lock (the import lock, logging's) at fork time would
-        # leave it locked forever in the child.
-        with app.app_context():
-            db.engine.dispose(close=False)  # never share the parent's database sockets
-        threading.Thread(target=reap, name="reaper", daemon=True).start()
-
-    count = workers or int(app.config["WORKERS"])
-    consumer = huey.create_consumer(
-        workers=count, worker_type="process", periodic=False, initial_delay=0.05, max_delay=1.0
-    )
-    click.echo(f"Grading worker: {count} process(es) on {app.config['QUEUE_URL']}")
-    consumer.run()
+    worker.serve(app, workers or int(app.config["WORKERS"]), say=click.echo)
 
 
 @lms.command("labs")

@@ -9,13 +9,15 @@ lease: one that waits or runs too long can be started again from its page.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 from huey import Huey, PriorityRedisHuey, SqliteHuey
 
 QUEUE_NAME = "lms"
+F = TypeVar("F", bound=Callable[..., None])
 # Learners waiting for instant feedback go ahead of instructors' batches.
 PRIORITY_INSTANT = 100
 PRIORITY_BATCH = 0
@@ -25,19 +27,38 @@ PRIORITY_EXPORT = 50
 PRIORITY_MAIL = 200
 
 _worker_app: Flask | None = None
+# name -> function: filled by @task where each task lives (see lms.worker.load_tasks).
+_tasks: dict[str, Callable[..., None]] = {}
+
+
+def task(name: str) -> Callable[[F], F]:
+    """Make the decorated function the task `name`, run by the worker in its app context.
+    Declared in the module that owns the work; queued with queue().enqueue(name, ...). The
+    function itself is unchanged (callers may still run it here and now)."""
+
+    def register(function: F) -> F:
+        found = _tasks.get(name)
+        if found is not None and found is not function:
+            raise ValueError(f"two tasks are named {name!r}: {found} and {function}")
+        _tasks[name] = function
+        return function
+
+    return register
+
+
+def registered() -> list[str]:
+    return sorted(_tasks)
 
 
 class Queue:
-    """A Huey instance with the LMS's tasks registered on it, made on first use: an app with
-    a bad LMS_QUEUE_URL still starts, and /healthz names the queue as the failing part."""
+    """Huey, made on first use (an app with a bad LMS_QUEUE_URL still starts, and /healthz
+    names the queue as the failing part). One Huey task carries every LMS task by name, so
+    the queue knows none of them and the web process never imports what a task runs."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._huey: Huey | None = None
-        self._grade_task: Any = None
-        self._export_task: Any = None
-        self._account_mail_task: Any = None
-        self._invitations_task: Any = None
+        self._carrier: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -45,30 +66,24 @@ class Queue:
         with self._lock:
             if self._huey is None:
                 huey = make_huey(self.url)
-                self._grade_task = huey.task(name="grade_job")(_grade_job)
-                self._export_task = huey.task(name="export_job")(_export_job)
-                self._account_mail_task = huey.task(name="account_mail")(_account_mail)
-                self._invitations_task = huey.task(name="invitations")(_invitations)
+                self._carrier = huey.task(name="lms.task")(_run_task)
                 self._huey = huey
             return self._huey
 
-    def enqueue_grading(self, job_id: int, priority: int) -> None:
-        self.huey  # noqa: B018 - makes the task on first use
-        self._grade_task(job_id, priority=priority)
+    def enqueue(self, name: str, *args: Any, priority: int) -> None:
+        """Queue a run of the task `name` with these (JSON-able, small) arguments."""
+        self.huey  # noqa: B018 - makes the carrier task on first use
+        self._carrier(name, *args, priority=priority)
 
-    def enqueue_export(self, job_id: int) -> None:
-        self.huey  # noqa: B018 - makes the task on first use
-        self._export_task(job_id, priority=PRIORITY_EXPORT)
 
-    def enqueue_account_mail(
-        self, kind: str, subject: int | str, by_id: int | None, new_email: str | None = None
-    ) -> None:
-        self.huey  # noqa: B018 - makes the task on first use
-        self._account_mail_task(kind, subject, by_id, new_email, priority=PRIORITY_MAIL)
-
-    def enqueue_invitations(self, batch_id: int) -> None:
-        self.huey  # noqa: B018 - makes the task on first use
-        self._invitations_task(batch_id, priority=PRIORITY_EXPORT)
+def _run_task(name: str, *args: Any) -> None:
+    if _worker_app is None:
+        raise RuntimeError("LMS tasks run only in `flask lms worker`")
+    function = _tasks.get(name)
+    if function is None:
+        raise LookupError(f"no task named {name!r} in this worker (tasks: {registered()})")
+    with _worker_app.app_context():
+        function(*args)
 
 
 def make_huey(url: str) -> Huey:
@@ -94,39 +109,3 @@ def bind_worker_app(app: Flask) -> None:
     """The app that tasks run in: set by `flask lms worker` before its consumer starts."""
     global _worker_app
     _worker_app = app
-
-
-def _grade_job(job_id: int) -> None:
-    if _worker_app is None:
-        raise RuntimeError("grading tasks run only in `flask lms worker`")
-    from lms import worker
-
-    with _worker_app.app_context():
-        worker.run_job(job_id)
-
-
-def _export_job(job_id: int) -> None:
-    if _worker_app is None:
-        raise RuntimeError("export tasks run only in `flask lms worker`")
-    from lms.services import export_jobs
-
-    with _worker_app.app_context():
-        export_jobs.run(job_id)
-
-
-def _account_mail(kind: str, subject: int | str, by_id: int | None, new_email: str | None) -> None:
-    if _worker_app is None:
-        raise RuntimeError("mail tasks run only in `flask lms worker`")
-    from lms.services import accounts
-
-    with _worker_app.app_context():
-        accounts.deliver(kind, subject, by_id, new_email)
-
-
-def _invitations(batch_id: int) -> None:
-    if _worker_app is None:
-        raise RuntimeError("invitation tasks run only in `flask lms worker`")
-    from lms.services import accounts
-
-    with _worker_app.app_context():
-        accounts.run_batch(batch_id)

@@ -1,31 +1,42 @@
-"""What a queue worker process does with a grading job id: claim, grade, record.
+"""The queue worker (`flask lms worker`): its life (serve: the consumer processes and the
+reaper) and what it does with a grading job id: claim, grade, record.
 
-Imported only by the worker (`flask lms worker`), never by the web process: it pulls in the
-autograder (nbgrader, jupyter). Each worker process keeps a warm grader (kernel pool) for the
-assignments it graded last, so a batch pays for sandboxes and nbgrader's set-up once.
+Imported only by the worker, never by the web process: it pulls in the autograder (nbgrader,
+jupyter). Each worker process keeps a warm grader (kernel pool) for the assignments it graded
+last, so a batch pays for sandboxes and nbgrader's set-up once. The other tasks (mail,
+invitations, exports) are declared with @queue.task where their work lives; load_tasks
+imports those modules so this worker knows them.
 """
 
 from __future__ import annotations
 
 import atexit
+import faulthandler
+import importlib
 import logging
 import os
+import pkgutil
+import signal
 import socket
 import threading
+import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
 
+import lms.services
 from autograder.execute import ExecutionLimits
 from autograder.feedback import released_sources, render
 from autograder.gpu import GpuSlots
 from autograder.grade import Grader, grader_for
 from autograder.results import GradeResult
 from autograder.sandbox import SandboxPolicy
+from lms import queue
 from lms.extensions import db
 from lms.models import GradingJob, Release, Submission
 from lms.services import blobs, grading
@@ -74,6 +85,7 @@ class _Graders:
 GRADERS = _Graders()
 
 
+@queue.task(grading.GRADE_TASK)
 def run_job(job_id: int) -> None:
     """Grade one job if it can be claimed; the result is stored only while the lease holds."""
     token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -148,3 +160,53 @@ def grade_submission(job: GradingJob) -> tuple[GradeResult, dict[str, str]]:
             page = render(nb, released, scores, name)
             feedback[name] = blobs.put(page.encode("utf-8"))
     return result, feedback
+
+
+# --- The worker's life --------------------------------------------------------------------
+
+
+def load_tasks() -> list[str]:
+    """Import every service module, so that the tasks they declare are known here."""
+    for module in pkgutil.iter_modules(lms.services.__path__, "lms.services."):
+        importlib.import_module(module.name)
+    return queue.registered()
+
+
+def serve(app: Flask, workers: int, say: Callable[[str], None] = print) -> None:
+    """Run the consumer (`workers` processes) until stopped, with a reaper in each process
+    that queues again the grading jobs of dead workers."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # `kill -USR1` on a worker process prints where each of its threads is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    tasks = load_tasks()
+    queue.bind_worker_app(app)
+    huey = queue.queue().huey
+
+    def reap() -> None:
+        interval = max(1.0, min(30.0, int(app.config["GRADING_LEASE_SECONDS"]) / 2))
+        while True:
+            with app.app_context():
+                try:
+                    again = grading.requeue_stale()
+                    if again:
+                        say(f"Queued again (worker gone or message lost): {again}")
+                except Exception as e:  # noqa: BLE001 - keep reaping after a database hiccup
+                    say(f"reaper: {e}")
+                finally:
+                    db.session.remove()
+            time.sleep(interval)
+
+    @huey.on_startup()  # type: ignore[untyped-decorator]
+    def start_worker_process() -> None:
+        # Runs in each forked worker process. The parent stays single-threaded until it has
+        # forked: a thread holding a lock (the import lock, logging's) at fork time would
+        # leave it locked forever in the child.
+        with app.app_context():
+            db.engine.dispose(close=False)  # never share the parent's database sockets
+        threading.Thread(target=reap, name="reaper", daemon=True).start()
+
+    consumer = huey.create_consumer(
+        workers=workers, worker_type="process", periodic=False, initial_delay=0.05, max_delay=1.0
+    )
+    say(f"Worker: {workers} process(es) on {app.config['QUEUE_URL']}; tasks: {', '.join(tasks)}")
+    consumer.run()

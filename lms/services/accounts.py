@@ -280,7 +280,7 @@ def invite(user: User, by: User | None) -> None:
         raise AccountError("This person is deactivated; reactivate them first.")
     audit.record(by, user, "invited")
     db.session.commit()
-    queue.queue().enqueue_account_mail("invite", user.id, by.id if by is not None else None)
+    _queue_mail("invite", user.id, by.id if by is not None else None)
 
 
 def invite_now(user: User, by: User | None) -> bool:
@@ -296,7 +296,7 @@ def invite_now(user: User, by: User | None) -> bool:
 def request_reset(email: str) -> None:
     """Queue a reset mail for this address. Called the same way whether or not the address
     has an account, so the request takes as long either way; the worker finds out."""
-    queue.queue().enqueue_account_mail("reset", users.normalize_email(email), None)
+    _queue_mail("reset", users.normalize_email(email), None)
 
 
 def request_email_change(user: User, new_email: str) -> None:
@@ -307,9 +307,18 @@ def request_email_change(user: User, new_email: str) -> None:
     if users.find_by_email(new_email) is not None:
         # Said to the signed-in person only, about an address they typed.
         raise AccountError("Another account uses this address.")
-    queue.queue().enqueue_account_mail("email", user.id, None, new_email)
+    _queue_mail("email", user.id, None, new_email)
 
 
+def _queue_mail(
+    kind: str, subject: int | str, by_id: int | None, new_email: str | None = None
+) -> None:
+    queue.queue().enqueue(
+        "account_mail", kind, subject, by_id, new_email, priority=queue.PRIORITY_MAIL
+    )
+
+
+@queue.task("account_mail")
 def deliver(kind: str, subject: int | str, by_id: int | None, new_email: str | None) -> None:
     """The worker's side of a queued account mail."""
     by = db.session.get(User, by_id) if by_id is not None else None
@@ -345,7 +354,7 @@ def confirm_email(token: str) -> User:
     user.email = link.new_email
     audit.record(user, user, "email-changed", f"{old} -> {link.new_email}")
     db.session.commit()
-    queue.queue().enqueue_account_mail("email-changed", user.id, None, old)
+    _queue_mail("email-changed", user.id, None, old)
     return user
 
 
@@ -527,7 +536,7 @@ def start_batch(
     if not enqueue:
         return batch
     try:
-        queue.queue().enqueue_invitations(batch.id)
+        queue.queue().enqueue("invitations", batch.id, priority=queue.PRIORITY_EXPORT)
     except Exception:  # noqa: BLE001 - the broker is down: the page offers to resume once stale
         log.exception("could not queue invitation batch %s", batch.id)
     return batch
@@ -550,9 +559,10 @@ def resume(batch: InvitationBatch) -> None:
     batch.heartbeat_at = utcnow()
     batch.error = ""
     db.session.commit()
-    queue.queue().enqueue_invitations(batch.id)
+    queue.queue().enqueue("invitations", batch.id, priority=queue.PRIORITY_EXPORT)
 
 
+@queue.task("invitations")
 def run_batch(batch_id: int, on_progress: Callable[[int, int], None] | None = None) -> None:
     """The worker's side: send what the batch has left to send, a chunk at a time.
     on_progress(done, total) after each chunk (the CLI's progress bar)."""

@@ -181,7 +181,7 @@ def start(user: User, scope: str, scope_id: int, fmt: str, total: int = 0) -> Ex
     db.session.add(job)
     db.session.commit()
     try:
-        queue.queue().enqueue_export(job.id)
+        queue.queue().enqueue("export_job", job.id, priority=queue.PRIORITY_EXPORT)
     except Exception:  # noqa: BLE001 - the broker is down: the row says so once it goes stale
         log.exception("could not queue export job %s", job.id)
     return job
@@ -222,6 +222,7 @@ def subject_of(job: ExportJob) -> Subject | None:
     return None if model is None else cast(Subject | None, db.session.get(model, job.scope_id))
 
 
+@queue.task("export_job")
 def run(job_id: int) -> None:
     """The worker's side: claim a queued job, write its file, record the end. A job that is
     not queued (taken, finished, marked stale) is left alone."""

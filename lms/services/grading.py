@@ -61,6 +61,10 @@ def _update(statement: sa.Update) -> int:
 
 # --- Queueing ---------------------------------------------------------------------------
 
+# Run by lms.worker (which has the grader); queued from here by name, so the web process
+# never imports it.
+GRADE_TASK = "grade_job"
+
 
 def _enqueue(jobs: Iterable[GradingJob]) -> None:
     """Put committed jobs on the queue. If the queue is down the rows stay queued and the
@@ -68,7 +72,7 @@ def _enqueue(jobs: Iterable[GradingJob]) -> None:
     q = queue.queue()
     for job in jobs:
         try:
-            q.enqueue_grading(job.id, job.priority)
+            q.enqueue(GRADE_TASK, job.id, priority=job.priority)
         except Exception:  # noqa: BLE001 - any broker error: the row is the truth, retry later
             log.exception("could not queue grading job %s; the reaper will retry", job.id)
 
