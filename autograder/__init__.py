@@ -2,7 +2,7 @@
 
 Flask-free by design: paths and plain values in, frozen results out, so a grading host needs
 neither Flask nor the LMS. It must never import flask or lms. The contract it implements is in
-ARCHITECTURE.md (`python -m autograder grade ...`).
+docs/architecture.md (`python -m autograder grade ...`).
 
 - grade.py: the pipeline (nbgrader's sanitizing preprocessors, execution, nbgrader's scoring);
 - pool.py, forkserver.py, sandbox.py: warm kernels forked in a bubblewrap sandbox;

@@ -1,4 +1,4 @@
-"""python -m autograder grade | grade-many | release | feedback (contracts in ARCHITECTURE.md).
+"""python -m autograder grade | grade-many | release | feedback (contracts in docs/architecture.md).
 
 Configuration comes from the same LMS_* variables as the LMS: LMS_SANDBOX, LMS_KERNEL_POOL_SIZE,
 LMS_CELL_TIMEOUT, LMS_NOTEBOOK_TIMEOUT, LMS_GPU_SLOTS.

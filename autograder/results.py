@@ -1,4 +1,4 @@
-"""Grading results as frozen plain data, and their JSON shape (ARCHITECTURE.md)."""
+"""Grading results as frozen plain data, and their JSON shape (docs/architecture.md)."""
 
 from __future__ import annotations
 
