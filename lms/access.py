@@ -31,24 +31,6 @@ def is_learner(user: User) -> bool:
     return answer
 
 
-def coordinated_program_ids(user: User) -> set[int] | None:
-    """Programs the user coordinates; None means every program (site admin)."""
-    if user.is_admin:
-        return None
-    return {g.program_id for g in user.grants if g.role == Role.COORDINATOR and g.program_id}
-
-
-def taught_course_ids(user: User) -> set[int] | None:
-    """Courses the user teaches; None means every course (site admin)."""
-    if user.is_admin:
-        return None
-    return {g.course_id for g in user.grants if g.role == Role.INSTRUCTOR and g.course_id}
-
-
-def may_see(scope: set[int] | None, object_id: int) -> bool:
-    return scope is None or object_id in scope
-
-
 def homes(user: User) -> list[tuple[str, str]]:
     """(endpoint, role name) for every home page the user may open, most powerful first."""
     pages = []

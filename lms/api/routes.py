@@ -27,7 +27,6 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import contains_eager, selectinload
 
 from lms import reports
-from lms.access import may_see, taught_course_ids
 from lms.api import openapi
 from lms.extensions import csrf, db, login_manager
 from lms.models import (
@@ -46,6 +45,7 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
+from lms.scopes import may_see, taught_course_ids
 from lms.services import api_tokens, deadlines, grading, submissions
 from lms.services.submissions import SubmissionError, Upload
 

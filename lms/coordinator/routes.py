@@ -15,9 +15,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from lms import progress, reports
-from lms.access import coordinated_program_ids, guard_blueprint, may_see
+from lms.access import guard_blueprint
 from lms.extensions import db
 from lms.models import Cohort, Program, Role
+from lms.scopes import coordinated_program_ids, may_see
 from lms.services import certificates, labs
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinate")

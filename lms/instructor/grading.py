@@ -22,7 +22,6 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from lms import feedback_page, reports
-from lms.access import may_see, taught_course_ids
 from lms.extensions import db
 from lms.instructor.forms import (
     AutogradeAllForm,
@@ -43,6 +42,7 @@ from lms.models import (
     GradingBatch,
     Submission,
 )
+from lms.scopes import may_see, taught_course_ids
 from lms.services import blobs, grading
 
 # --- Submissions and batches -------------------------------------------------------------

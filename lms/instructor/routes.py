@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from lms import reports
-from lms.access import guard_blueprint, may_see, taught_course_ids
+from lms.access import guard_blueprint
 from lms.extensions import db
 from lms.models import (
     Assignment,
@@ -20,6 +20,7 @@ from lms.models import (
     Role,
     cohort_courses,
 )
+from lms.scopes import may_see, taught_course_ids
 from lms.services import labs
 
 bp = Blueprint("instructor", __name__, url_prefix="/teach")

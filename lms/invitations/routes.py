@@ -24,10 +24,11 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from lms.access import coordinated_program_ids, guard_blueprint, may_see, taught_course_ids
+from lms.access import guard_blueprint
 from lms.extensions import db
 from lms.invitations.forms import HandOutLinksForm, InviteCohortForm, InviteOneForm, ResumeForm
 from lms.models import Cohort, Enrolment, InvitationBatch, Role, User
+from lms.scopes import coordinated_program_ids, may_see, taught_course_ids
 from lms.services import ServiceError, accounts
 
 bp = Blueprint("invitations", __name__, url_prefix="/cohorts/<cohort_slug>/invitations")

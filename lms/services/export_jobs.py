@@ -29,7 +29,6 @@ from flask import current_app
 from flask_babel import force_locale
 
 from lms import exports, queue, report
-from lms.access import coordinated_program_ids, taught_course_ids
 from lms.config import LANGUAGES
 from lms.extensions import db
 from lms.models import (
@@ -43,6 +42,7 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
+from lms.scopes import coordinated_program_ids, taught_course_ids
 from lms.services import ServiceError
 
 log = logging.getLogger(__name__)
