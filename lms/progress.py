@@ -429,8 +429,7 @@ class GradebookRow:
         count = 0
         for assignment in assignments:
             attempt = self.attempts.get(assignment.id)
-            final = attempt.final if attempt is not None else None
-            if final is not None and final >= assignment.pass_mark:
+            if assignment.passed_by(attempt.final if attempt is not None else None):
                 count += 1
         return count
 
@@ -505,9 +504,7 @@ class LearnerProgress:
         return sum(
             1
             for assignment, attempt, _ in self.assignments
-            if attempt is not None
-            and attempt.final is not None
-            and attempt.final >= assignment.pass_mark
+            if attempt is not None and assignment.passed_by(attempt.final)
         )
 
 

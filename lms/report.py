@@ -413,7 +413,7 @@ def course_report(
 
     # Per cohort and per assignment figures need every score; learner rows are made again
     # cohort by cohort when written, so only one cohort's scores are held at a time.
-    pass_marks = {a.id: a.pass_mark for a in assignments}
+    by_id = {a.id: a for a in assignments}
     per_cohort: list[list[Any]] = []
     submitted = dict.fromkeys(ids, 0)
     passed = dict.fromkeys(ids, 0)
@@ -426,7 +426,7 @@ def course_report(
             final = attempt.final
             if final is not None:
                 score_sum[assignment_id] += final
-            if final is not None and final >= pass_marks[assignment_id]:
+            if by_id[assignment_id].passed_by(final):
                 passed[assignment_id] += 1
                 passing[user_id] += 1
         passed_all = sum(1 for n in passing.values() if n == len(ids))

@@ -77,6 +77,11 @@ class Assignment(Base):
         back_populates="assignment", order_by="Release.version"
     )
 
+    def passed_by(self, final: float | None) -> bool:
+        """Whether a final score (the late penalty applied) passes this assignment: the one
+        rule behind completions, gradebooks, dashboards and reports."""
+        return final is not None and final >= self.pass_mark
+
     @property
     def current_release(self) -> Release | None:
         return next((r for r in self.releases if r.version == self.version), None)

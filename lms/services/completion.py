@@ -61,18 +61,17 @@ def _enrolments(cohort_id: int, users: set[int] | None) -> list[Enrolment]:
 def passed_at(cohort_id: int, users: set[int] | None = None) -> dict[int, datetime]:
     """Learner id -> when the last of their passing submissions came, for every learner of
     the cohort (or of users) who meets the rule now. Read-only."""
-    pass_marks = {a.id: a.pass_mark for a in progress.required_assignments(cohort_id)}
-    if not pass_marks:
+    required = {a.id: a for a in progress.required_assignments(cohort_id)}
+    if not required:
         return {}
     passing: dict[int, list[datetime]] = {}
     for (user_id, assignment_id), attempt in progress.latest_attempts(
-        cohort_id, list(pass_marks), users
+        cohort_id, list(required), users
     ).items():
-        final = attempt.final
-        if final is not None and final >= pass_marks[assignment_id]:
+        if required[assignment_id].passed_by(attempt.final):
             passing.setdefault(user_id, []).append(attempt.submitted_at)
     return {
         user_id: max(moments)
         for user_id, moments in passing.items()
-        if len(moments) == len(pass_marks)
+        if len(moments) == len(required)
     }

@@ -345,3 +345,11 @@ def test_active_learners_in_the_window(app: Flask, world: World) -> None:
     assert (funnel().active, funnel().stalled) == (3, 1)
     app.config["ACTIVE_DAYS"] = 5
     assert (funnel().active, funnel().stalled) == (1, 2)  # done is completed, not stalled
+
+
+def test_passing_is_reaching_the_pass_mark_with_the_final_score() -> None:
+    """The one rule completions, gradebooks, dashboards and reports all ask."""
+    assignment = Assignment(points=10, pass_mark=6)
+    assert assignment.passed_by(6.0) and assignment.passed_by(10.0)
+    assert not assignment.passed_by(5.99)
+    assert not assignment.passed_by(None)  # nothing graded yet
