@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from lms import reports
 from lms.extensions import db
 from lms.models import (
     Assignment,
@@ -370,14 +371,7 @@ def latest_attempts(
     `users`) at the given assignments. Three queries, however many learners."""
     if not assignment_ids or (users is not None and not users):
         return {}
-    latest = sa.select(
-        Submission.user_id,
-        Submission.assignment_id,
-        sa.func.max(Submission.attempt).label("attempt"),
-    ).where(Submission.cohort_id == cohort_id, Submission.assignment_id.in_(assignment_ids))
-    if users is not None:
-        latest = latest.where(Submission.user_id.in_(users))
-    last = latest.group_by(Submission.user_id, Submission.assignment_id).subquery()
+    last = reports.latest_attempt_numbers(assignment_ids, cohort_id, users)
     rows = db.session.execute(
         sa.select(
             Submission.id,
@@ -387,15 +381,7 @@ def latest_attempts(
             Submission.submitted_at,
             sa.func.sum(sa.func.coalesce(Grade.manual_score, Grade.auto_score)),
         )
-        .join(
-            last,
-            sa.and_(
-                Submission.cohort_id == cohort_id,
-                Submission.user_id == last.c.user_id,
-                Submission.assignment_id == last.c.assignment_id,
-                Submission.attempt == last.c.attempt,
-            ),
-        )
+        .join(last, reports.is_latest(last))
         .outerjoin(Grade, Grade.submission_id == Submission.id)
         .group_by(
             Submission.id,

@@ -185,30 +185,42 @@ class SubmissionScore:
         }
 
 
+def latest_attempt_numbers(
+    assignment_ids: Sequence[int], cohort_id: int | None = None, users: set[int] | None = None
+) -> sa.Subquery:
+    """The one definition of a learner's *latest attempt*: per learner, assignment and cohort,
+    the highest attempt number (user_id, assignment_id, cohort_id, attempt). Join Submission
+    on all four to get the rows."""
+    latest = sa.select(
+        Submission.user_id,
+        Submission.assignment_id,
+        Submission.cohort_id,
+        sa.func.max(Submission.attempt).label("attempt"),
+    ).where(Submission.assignment_id.in_(assignment_ids))
+    if cohort_id is not None:
+        latest = latest.where(Submission.cohort_id == cohort_id)
+    if users is not None:
+        latest = latest.where(Submission.user_id.in_(users))
+    return latest.group_by(
+        Submission.user_id, Submission.assignment_id, Submission.cohort_id
+    ).subquery()
+
+
+def is_latest(latest: sa.Subquery) -> sa.ColumnElement[bool]:
+    """The join condition of Submission with latest_attempt_numbers()."""
+    return sa.and_(
+        Submission.user_id == latest.c.user_id,
+        Submission.assignment_id == latest.c.assignment_id,
+        Submission.cohort_id == latest.c.cohort_id,
+        Submission.attempt == latest.c.attempt,
+    )
+
+
 def latest_attempt_ids(assignment_id: int, cohort_id: int | None = None) -> sa.Select[tuple[int]]:
     """The ids of each learner's latest attempt (per cohort) at the assignment, as a select
     to embed in other queries."""
-    latest = (
-        sa.select(
-            Submission.user_id,
-            Submission.cohort_id,
-            sa.func.max(Submission.attempt).label("attempt"),
-        )
-        .where(Submission.assignment_id == assignment_id)
-        .group_by(Submission.user_id, Submission.cohort_id)
-    )
-    if cohort_id is not None:
-        latest = latest.where(Submission.cohort_id == cohort_id)
-    sub = latest.subquery()
-    return sa.select(Submission.id).join(
-        sub,
-        sa.and_(
-            Submission.assignment_id == assignment_id,
-            Submission.user_id == sub.c.user_id,
-            Submission.cohort_id == sub.c.cohort_id,
-            Submission.attempt == sub.c.attempt,
-        ),
-    )
+    latest = latest_attempt_numbers([assignment_id], cohort_id)
+    return sa.select(Submission.id).join(latest, is_latest(latest))
 
 
 def submission_scores(submissions: Sequence[Submission]) -> list[SubmissionScore]:
