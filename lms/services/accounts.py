@@ -354,7 +354,10 @@ def confirm_email(token: str) -> User:
     user.email = link.new_email
     audit.record(user, user, "email-changed", f"{old} -> {link.new_email}")
     db.session.commit()
-    _queue_mail("email-changed", user.id, None, old)
+    try:
+        _queue_mail("email-changed", user.id, None, old)
+    except Exception:  # noqa: BLE001 - the change is made; a lost notice must not undo its page
+        log.exception("could not queue the email-change notice for user %s", user.id)
     return user
 
 
