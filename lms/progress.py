@@ -31,7 +31,7 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
-from lms.reports import COMPLETED
+from lms.reports import COMPLETED, COUNTED
 from lms.services import deadlines
 
 # Learners who count as active when they submit (those who count as completions, COMPLETED,
@@ -255,21 +255,16 @@ def breakdowns(
 
 
 def _funnel(name: str, counts: Counter[str], **where: Any) -> Funnel:
-    enrolled, completed, certified, withdrawn = (
-        counts[EnrolmentStatus.ENROLLED],
-        counts[EnrolmentStatus.COMPLETED],
-        counts[EnrolmentStatus.CERTIFIED],
-        counts[EnrolmentStatus.WITHDRAWN],
-    )
-    active = sum(counts["active-" + status] for status in ACTIVE)
+    """Counts by status summed with the same status sets the SQL counts use (COUNTED,
+    COMPLETED in lms.reports): one meaning of enrolled and completed everywhere."""
     return Funnel(
         name,
-        enrolled=enrolled + completed + certified,
-        active=active,
-        completed=completed + certified,
-        certified=certified,
-        withdrawn=withdrawn,
-        stalled=enrolled - counts["active-" + EnrolmentStatus.ENROLLED],
+        enrolled=sum(counts[status] for status in COUNTED),
+        active=sum(counts["active-" + status] for status in ACTIVE),
+        completed=sum(counts[status] for status in COMPLETED),
+        certified=counts[EnrolmentStatus.CERTIFIED],
+        withdrawn=counts[EnrolmentStatus.WITHDRAWN],
+        stalled=counts[EnrolmentStatus.ENROLLED] - counts["active-" + EnrolmentStatus.ENROLLED],
         **where,
     )
 
