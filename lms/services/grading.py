@@ -385,14 +385,23 @@ def requeue_stale() -> list[int]:
         )
     for job in again:
         job.queued_at = now
+    _close_finished_batches()
     db.session.commit()
     _enqueue(again)
     return [job.id for job in again]
 
 
 def _close_batch_if_finished(batch_id: int | None) -> None:
+    """Mark the batch done if none of its jobs is left (inside the caller's transaction).
+
+    The batch row is locked first: two workers ending a batch's last two jobs at once would
+    otherwise each count the other's job as still running (PostgreSQL's read committed) and
+    neither would close it. The second now waits for the first's commit, then counts."""
     if batch_id is None:
         return
+    db.session.execute(
+        sa.select(GradingBatch.id).where(GradingBatch.id == batch_id).with_for_update()
+    )
     open_jobs = db.session.scalar(
         sa.select(sa.func.count(GradingJob.id)).where(
             GradingJob.batch_id == batch_id, GradingJob.state.in_(UNFINISHED)
@@ -404,6 +413,21 @@ def _close_batch_if_finished(batch_id: int | None) -> None:
             .where(GradingBatch.id == batch_id, GradingBatch.state == BatchState.RUNNING)
             .values(state=BatchState.DONE, finished_at=utcnow())
         )
+
+
+def _close_finished_batches() -> int:
+    """The reaper's sweep: a running batch none of whose jobs is left is done (one that a
+    database hiccup kept from closing when its last job ended)."""
+    left = (
+        sa.select(GradingJob.id)
+        .where(GradingJob.batch_id == GradingBatch.id, GradingJob.state.in_(UNFINISHED))
+        .exists()
+    )
+    return _update(
+        sa.update(GradingBatch)
+        .where(GradingBatch.state == BatchState.RUNNING, ~left)
+        .values(state=BatchState.DONE, finished_at=utcnow())
+    )
 
 
 def graded_cells(assignment_id: int) -> dict[tuple[str, str], GradedCell]:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,6 +107,10 @@ def start_worker(app: Flask, tmp_path: Path) -> Iterator[Worker]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    # Shown by pytest only when the test failed: what each worker said.
+    for log in sorted(tmp_path.glob("worker*.log")):
+        print(f"--- {log.name} (last 60 lines)")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-60:]))
 
 
 def submit_all(world: World, codes: list[str]) -> list[Submission]:
@@ -122,7 +127,16 @@ def wait_for(check: Callable[[], bool], timeout: float = 120, what: str = "") ->
     while not check():
         db.session.rollback()  # see the worker's commits
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            jobs = db.session.execute(
+                sa.select(
+                    GradingJob.id,
+                    GradingJob.batch_id,
+                    GradingJob.state,
+                    GradingJob.attempts,
+                    GradingJob.error,
+                ).order_by(GradingJob.id)
+            ).all()
+            pytest.fail(f"timed out waiting for {what}; jobs: {[tuple(j) for j in jobs]}")
         time.sleep(0.2)
 
 
@@ -292,3 +306,63 @@ def test_a_grader_that_could_not_start_a_kernel_requeues_the_job_and_records_no_
     assert again is not None
     assert (again.state, again.error) == (JobState.QUEUED, "double-it.ipynb: no kernel")
     assert cell_score(submission) is None  # nothing was recorded as the learner's score
+
+
+@BACKENDS
+def test_two_workers_ending_a_batchs_last_jobs_at_once_close_it(app: Flask, world: World) -> None:
+    """Each worker ends its job and counts the batch's open jobs before committing: without a
+    lock on the batch, each counts the other's job as running and the batch never ends."""
+    subs = submit_all(world, [RIGHT, WRONG])
+    batch = grading.create_batch(world.assignment, world.instructor)
+    jobs = list(db.session.scalars(sa.select(GradingJob.id).where(GradingJob.batch_id == batch.id)))
+    for job_id in jobs:
+        assert grading.claim(job_id, f"token-{job_id}") is not None
+    result = {"score": 0.0, "max_score": 2.0, "notebooks": {}}
+    counted = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        with app.app_context():
+            try:
+
+                def hold(_session: object) -> None:  # counted, not yet committed
+                    counted.set()
+                    time.sleep(1.0)
+
+                sa.event.listen(db.session(), "before_commit", hold, once=True)
+                assert grading.record_result(jobs[0], f"token-{jobs[0]}", result, {})
+            except BaseException as e:  # noqa: BLE001 - reported by the test below
+                errors.append(e)
+            finally:
+                counted.set()
+                db.session.remove()
+
+    def second() -> None:
+        counted.wait(30)
+        with app.app_context():
+            try:
+                assert grading.record_result(jobs[1], f"token-{jobs[1]}", result, {})
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(subs) == 2 and batch_state(batch.id) == BatchState.DONE
+
+
+def test_the_reaper_closes_a_running_batch_whose_jobs_have_all_ended(world: World) -> None:
+    submit_all(world, [RIGHT])
+    batch = grading.create_batch(world.assignment, world.instructor)
+    db.session.execute(
+        sa.update(GradingJob).where(GradingJob.batch_id == batch.id).values(state=JobState.DONE)
+    )
+    db.session.commit()
+    assert batch_state(batch.id) == BatchState.RUNNING  # as left by a lost close
+    grading.requeue_stale()
+    assert batch_state(batch.id) == BatchState.DONE
