@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import bleach
 from bleach.css_sanitizer import CSSSanitizer
@@ -83,9 +85,14 @@ def _attribute_filter(tag: str, name: str, value: str) -> bool:
     return _is_safe_src(tag, name, value)
 
 
-def released_sources(release_notebook: Path) -> dict[str, str]:
-    """grade_id -> the source the learner was given (hidden tests already stripped)."""
-    notebook = json.loads(release_notebook.read_text(encoding="utf-8"))
+def released_sources(release_notebook: Path | Mapping[str, Any]) -> dict[str, str]:
+    """grade_id -> the source the learner was given (hidden tests already stripped), from the
+    release notebook's file or its parsed JSON."""
+    notebook = (
+        json.loads(release_notebook.read_text(encoding="utf-8"))
+        if isinstance(release_notebook, Path)
+        else release_notebook
+    )
     sources = {}
     for cell in notebook.get("cells", []):
         meta = cell.get("metadata", {}).get("nbgrader", {})

@@ -53,12 +53,14 @@ def variant(kind: str, solved: NotebookNode, given: NotebookNode, seed: int = 0)
     return solved
 
 
-def learner_notebook(kind: str, source: Path, release: Path, seed: int = 0) -> bytes:
-    """A notebook as a learner saves it: the release, answered as `kind` says from the source.
-    Test cells stay as released, so hidden tests never appear in a learner's file."""
-    given = nbformat.read(release, as_version=4)
+def learner_notebook(kind: str, source: Path, release: Path | bytes, seed: int = 0) -> bytes:
+    """A notebook as a learner saves it: the release (a file, or its bytes), answered as `kind`
+    says from the source. Test cells stay as released, so hidden tests never appear in a
+    learner's file."""
+    released = (release.read_bytes() if isinstance(release, Path) else release).decode("utf-8")
+    given = nbformat.reads(released, as_version=4)
     answered = variant(
-        kind, nbformat.read(source, as_version=4), nbformat.read(release, as_version=4), seed
+        kind, nbformat.read(source, as_version=4), nbformat.reads(released, as_version=4), seed
     )
     released_tests = {
         cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source

@@ -13,7 +13,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lms import config, queue
+from lms import config, queue, storage
 from lms.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -42,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     mail.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     queue.init_app(app)
+    storage.init_app(app)
     _init_login(app)
 
     from lms import (

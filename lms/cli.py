@@ -473,13 +473,14 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
     from autograder.sandbox import SandboxPolicy, SandboxUnavailable
     from lms.lab.hub import CPU, GPU, LabHub, Settings, make_proxy, serve
     from lms.services.labs import DatabaseRecorder, session_owner
+    from lms.storage import storage
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = app.config
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings(
         secret_key=str(config["SECRET_KEY"]),
-        data_dir=Path(config["DATA_DIR"]),
+        data_dir=storage().local_folder("workspaces").parent,
         session_cookie=str(config.get("SESSION_COOKIE_NAME") or "session"),
         session_max_age=int(app.permanent_session_lifetime.total_seconds()),
         session_owner=session_owner(app),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Response, abort
 
 from lms.models import GradingJob
-from lms.services import blobs
+from lms.storage import blobs
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 

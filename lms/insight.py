@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm import aliased, selectinload
 
 from lms import reports
@@ -30,7 +28,8 @@ from lms.models import (
     Submission,
     User,
 )
-from lms.services import blobs, similarity
+from lms.services import similarity
+from lms.storage import blobs, storage
 
 # A score this close to the cell's points counts as full points (scores are floats).
 EPSILON = 1e-9
@@ -137,15 +136,16 @@ def _notebooks(submission: Submission) -> dict[str, dict[str, Any]]:
 def _release_notebooks(release: Release | None) -> dict[str, dict[str, Any]]:
     if release is None:
         return {}
-    folder = Path(current_app.config["DATA_DIR"]) / release.path
     out = {}
-    for path in sorted(folder.glob("*.ipynb")):
+    for name in storage().list(release.path):
+        if "/" in name or not name.endswith(".ipynb"):
+            continue
         try:
-            parsed = json.loads(path.read_text(encoding="utf-8"))
+            parsed = json.loads(storage().read(f"{release.path}/{name}"))
         except (OSError, ValueError):
             continue
         if isinstance(parsed, dict):
-            out[path.stem] = parsed
+            out[name.removesuffix(".ipynb")] = parsed
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import faulthandler
 import importlib
+import json
 import logging
 import os
 import pkgutil
@@ -39,7 +40,8 @@ from autograder.sandbox import SandboxPolicy
 from lms import queue
 from lms.extensions import db
 from lms.models import GradingJob, Release, Submission
-from lms.services import blobs, grading
+from lms.services import grading
+from lms.storage import blobs, storage
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,6 @@ def grade_submission(job: GradingJob) -> tuple[GradeResult, dict[str, str]]:
     )
     feedback = {}
     if release is not None:
-        release_dir = Path(config["DATA_DIR"]) / release.path
         for name, nb in executed.items():
             # Test scores only: an answer graded by hand later would show a stale 0 here.
             scores = {
@@ -156,7 +157,8 @@ def grade_submission(job: GradingJob) -> tuple[GradeResult, dict[str, str]]:
                 for gid, cell in result.notebooks[name].cells.items()
                 if cell.status in ("passed", "partial", "failed")
             }
-            released = released_sources(release_dir / f"{name}.ipynb")
+            given = json.loads(storage().read(f"{release.path}/{name}.ipynb"))
+            released = released_sources(given)
             page = render(nb, released, scores, name)
             feedback[name] = blobs.put(page.encode("utf-8"))
     return result, feedback

@@ -8,7 +8,6 @@ answer cell filled in, as a learner would save it.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from autograder.release import generate_release
 from lms.extensions import db
@@ -31,6 +29,7 @@ from lms.models import (
 )
 from lms.services import catalog, releases
 from lms.services.submissions import Upload
+from lms.storage import storage
 from tests import factories
 from tests.course_builder import write_course
 
@@ -74,21 +73,19 @@ _generated: dict[str, Path] = {}
 def _reuse_release(assignment: Assignment) -> None:
     """nbgrader takes seconds to generate a release: a test run generates each content
     version once and copies it where releases.release() finds it already made."""
-    dest = releases.release_dir(assignment, assignment.version)
     cached = _generated.get(assignment.content_hash)
     if cached is None:
         cached = Path(tempfile.mkdtemp(prefix="release-cache-")) / "release"
         source = releases.courses_root() / assignment.course.slug / assignment.slug
         generate_release(source, cached)
         _generated[assignment.content_hash] = cached
-    shutil.copytree(cached, dest)
+    storage().put_folder(releases.release_key(assignment, assignment.version), cached)
 
 
 def release_notebook(assignment: Assignment) -> dict[str, Any]:
     release = assignment.current_release
     assert release is not None
-    path = Path(current_app.config["DATA_DIR"]) / release.path / NOTEBOOK
-    notebook: dict[str, Any] = json.loads(path.read_text())
+    notebook: dict[str, Any] = json.loads(storage().read(f"{release.path}/{NOTEBOOK}"))
     return notebook
 
 

@@ -36,7 +36,8 @@ from lms.models import (
     User,
     utcnow,
 )
-from lms.services import accounts, api_tokens, blobs, certificates, grading, programs, submissions
+from lms.services import accounts, api_tokens, certificates, grading, programs, submissions
+from lms.storage import blobs
 from tests import factories, grading_world
 from tests.grading_world import RIGHT, WRONG
 

@@ -92,12 +92,12 @@ def export_progress(job_id: int) -> ResponseReturnValue:
 
 def export_download(job_id: int) -> ResponseReturnValue:
     job = _my_job(job_id)
-    path = export_jobs.file_path(job)
-    if path is None:
+    stored = export_jobs.open_file(job)
+    if stored is None:
         abort(404)
     return _no_store(
         send_file(
-            path,
+            stored,
             mimetype=exports.FORMATS[job.format][0],
             as_attachment=True,
             download_name=job.file_name,

@@ -43,7 +43,8 @@ from lms.models import (
     Submission,
 )
 from lms.scopes import may_see, taught_course_ids
-from lms.services import blobs, grading
+from lms.services import grading
+from lms.storage import blobs
 
 # --- Submissions and batches -------------------------------------------------------------
 

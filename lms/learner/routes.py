@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import secrets
 import zipfile
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,6 +45,7 @@ from lms.models import (
     utcnow,
 )
 from lms.services import certificates, deadlines, grading, submissions, workspaces
+from lms.storage import storage
 
 bp = Blueprint("learner", __name__, url_prefix="/learn")
 guard_blueprint(bp, is_learner)
@@ -150,12 +150,11 @@ def download(cohort_slug: str, course_slug: str, assignment_slug: str) -> Respon
     row = _scheduled_assignment(cohort, found, assignment_slug)
     if row.release is None or not row.is_open(utcnow()):
         abort(404)
-    folder = Path(current_app.config["DATA_DIR"]) / row.release.path
+    files = storage()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, Path(assignment_slug) / path.relative_to(folder))
+        for name in files.list(row.release.path):
+            archive.writestr(f"{assignment_slug}/{name}", files.read(f"{row.release.path}/{name}"))
     buffer.seek(0)
     return send_file(
         buffer,

@@ -136,7 +136,7 @@ class Release(Base):
     assignment_id: Mapped[int] = mapped_column(sa.ForeignKey("assignments.id", ondelete="CASCADE"))
     version: Mapped[int]
     content_hash: Mapped[str] = mapped_column(sa.String(64))
-    # Folder relative to LMS_DATA_DIR holding the release notebooks and data files.
+    # Storage folder (lms.storage key) holding the release notebooks and data files.
     path: Mapped[str] = mapped_column(sa.String(500))
     released_at: Mapped[datetime] = mapped_column(default=utcnow)
     released_by_id: Mapped[int | None] = mapped_column(

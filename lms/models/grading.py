@@ -44,7 +44,7 @@ class Submission(Base):
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The assignment version the learner was given when submitting.
     version: Mapped[int]
-    # File name -> sha256 of its bytes under LMS_DATA_DIR/blobs/.
+    # File name -> sha256 of its bytes (lms.storage.blobs).
     files: Mapped[dict[str, str]] = mapped_column(sa.JSON)
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     submit_key: Mapped[str | None] = mapped_column(sa.String(64))
@@ -139,7 +139,7 @@ class GradingJob(Base):
     max_score: Mapped[float | None]
     # The autograder's result as JSON (cells, errors, flags, device, seconds).
     result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
-    # Notebook name -> sha256 of its sanitized feedback HTML under LMS_DATA_DIR/blobs/.
+    # Notebook name -> sha256 of its sanitized feedback HTML (lms.storage.blobs).
     feedback: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
 
     submission: Mapped[Submission] = relationship(back_populates="jobs")

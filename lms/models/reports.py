@@ -55,7 +55,7 @@ class ExportState(enum.StrEnum):
 
 class ExportJob(Base):
     """A progress report written by the worker: too many rows to write while the browser
-    waits. The file lies under LMS_DATA_DIR/exports/ until it is downloaded or replaced."""
+    waits. The file is stored as exports/<id>.<ext> (lms.storage) until replaced."""
 
     __tablename__ = "export_jobs"
 

@@ -12,7 +12,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import current_app
 
 from lms.extensions import db
 from lms.models import (
@@ -35,6 +34,7 @@ from lms.models import (
 )
 from lms.services import catalog, learner_import, programs, users
 from lms.services.submissions import content_hash_of
+from lms.storage import storage
 
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = {
@@ -216,7 +216,8 @@ def load_spring_work(courses_dir: Path) -> int:
     proves it for every assignment)."""
     from autograder.variants import learner_notebook
     from lms import progress
-    from lms.services import blobs, certificates, completion, releases
+    from lms.services import certificates, completion, releases
+    from lms.storage import blobs
 
     cohort = db.session.scalar(sa.select(Cohort).where(Cohort.slug == SPRING))
     instructor = users.find_by_email(DEMO_USERS["instructor"])
@@ -237,10 +238,11 @@ def load_spring_work(courses_dir: Path) -> int:
         if assignment.id not in schedule:
             continue
         release = releases.release(assignment)
-        given = Path(current_app.config["DATA_DIR"]) / release.path
         source = courses_dir / assignment.course.slug / assignment.slug
         files = {
-            path.name: learner_notebook("right", path, given / path.name)
+            path.name: learner_notebook(
+                "right", path, storage().read(f"{release.path}/{path.name}")
+            )
             for path in sorted(source.glob("*.ipynb"))
         }
         digests = {name: blobs.put(data) for name, data in files.items()}
@@ -341,7 +343,6 @@ def load_submissions(courses_dir: Path) -> int:
         return 0
     release = releases.release(assignment)
     source = courses_dir / course.slug / assignment.slug
-    given = Path(current_app.config["DATA_DIR"]) / release.path
     learners = db.session.scalars(
         sa.select(User)
         .join(Enrolment, Enrolment.user_id == User.id)
@@ -353,7 +354,10 @@ def load_submissions(courses_dir: Path) -> int:
     for n, learner in enumerate(learners):
         uploads = [
             submissions.Upload(
-                path.name, learner_notebook(KINDS[n % 4], path, given / path.name, n)
+                path.name,
+                learner_notebook(
+                    KINDS[n % 4], path, storage().read(f"{release.path}/{path.name}"), n
+                ),
             )
             for path in sorted(source.glob("*.ipynb"))
         ]

@@ -1,11 +1,11 @@
 """Progress exports: who may export what, and the background jobs that write the large ones.
 
 A job is a row (lms.models.ExportJob); the queue carries its id. `run` claims the row (queued
-to running, atomically), builds the report, writes the file under LMS_DATA_DIR/exports/
-through a temporary file renamed into place, and ends the row done or failed with a one-line
-reason. Progress (rows written of the total) is stored every few thousand rows in short
-transactions of their own, on a connection of their own, so the read of the learner rows is
-never disturbed; the page polls it.
+to running, atomically), builds the report, stores the file whole as exports/<id>.<ext>
+(lms.storage), and ends the row done or failed with a one-line reason. Progress (rows written
+of the total) is stored every few thousand rows in short transactions of their own, on a
+connection of their own, so the read of the learner rows is never disturbed; the page polls
+it.
 
 A job has no lease: if its worker dies, the row stays queued or running. After STALE_AFTER
 the job page says so and offers to start the export again; `start` then marks the old row
@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import force_locale
 
 from lms import exports, queue, report
@@ -44,6 +42,7 @@ from lms.models import (
 )
 from lms.scopes import coordinated_program_ids, taught_course_ids
 from lms.services import ServiceError
+from lms.storage import storage
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +208,14 @@ def progress(job: ExportJob) -> dict[str, Any]:
     }
 
 
-def file_path(job: ExportJob) -> Path | None:
-    """The finished file, if it is still there."""
+def open_file(job: ExportJob) -> BinaryIO | None:
+    """The finished file, open for reading, if it is still there."""
     if job.state != ExportState.DONE or not job.path:
         return None
-    path = Path(current_app.config["DATA_DIR"]) / job.path
-    return path if path.is_file() else None
+    try:
+        return storage().open(job.path)
+    except FileNotFoundError:
+        return None
 
 
 def subject_of(job: ExportJob) -> Subject | None:
@@ -240,10 +241,8 @@ def run(job_id: int) -> None:
         return
     job = db.session.get(ExportJob, job_id)
     assert job is not None
-    directory = Path(current_app.config["DATA_DIR"]) / "exports"
     extension = exports.FORMATS[job.format][1]
-    final = directory / f"{job.id}.{extension}"
-    partial = directory / f".{job.id}.{extension}.{os.getpid()}.part"
+    key = f"exports/{job.id}.{extension}"
     try:
         with _locale_of(job.requested_by):
             subject = subject_of(job)
@@ -253,15 +252,15 @@ def run(job_id: int) -> None:
             built = build(target)
             total = learner_rows(built)
             _store_progress(job.id, 0, total)
-            directory.mkdir(parents=True, exist_ok=True)
             reporter = _Progress(job.id, total)
-            with partial.open("wb") as out:
+            # Written to a temporary file first: the stored file appears whole or not at all.
+            with tempfile.TemporaryFile() as out:
                 exports.write(built, job.format, out, on_progress=reporter)
-            os.replace(partial, final)
+                out.seek(0)
+                storage().write(key, out)
     except Exception as e:  # noqa: BLE001 - any failure ends the job with its reason
         log.exception("export job %s failed", job_id)
         db.session.rollback()
-        partial.unlink(missing_ok=True)
         _finish(job_id, ExportState.FAILED, error=_one_line(e))
         return
     db.session.rollback()  # end the read transaction of the report
@@ -271,9 +270,9 @@ def run(job_id: int) -> None:
         done=total,
         total=total,
         file_name=built.file_name(extension),
-        path=f"exports/{final.name}",
+        path=key,
     ):
-        final.unlink(missing_ok=True)  # marked stale and started again meanwhile
+        storage().delete(key)  # marked stale and started again meanwhile
         return
     _remove_older(job_id)
 
@@ -309,7 +308,7 @@ def _remove_older(job_id: int) -> None:
         )
     ).all()
     for old in older:
-        (Path(current_app.config["DATA_DIR"]) / old.path).unlink(missing_ok=True)
+        storage().delete(old.path)
         old.path = ""
     db.session.commit()
 

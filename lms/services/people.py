@@ -44,7 +44,8 @@ from lms.models import (
     UserSession,
     utcnow,
 )
-from lms.services import ServiceError, audit, blobs, sessions, workspaces
+from lms.services import ServiceError, audit, sessions, workspaces
+from lms.storage import blobs
 
 # Columns never handed out, not even to their owner: they are secrets, not data about them.
 SECRET_COLUMNS = {"password_hash", "token_hash"}
@@ -403,6 +404,6 @@ def _delete_unshared_blobs(digests: Iterable[str], user_id: int) -> None:
         )
         if not used:
             try:
-                blobs.path_of(digest).unlink(missing_ok=True)
+                blobs.delete(digest)
             except ValueError:
                 continue

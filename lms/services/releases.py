@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from lms.extensions import db
 from lms.models import Assignment, Release, User
 from lms.services import ServiceError
 from lms.services.catalog import current_hash
+from lms.storage import storage
 
 
 class ReleaseError(ServiceError):
@@ -21,14 +23,9 @@ def courses_root() -> Path:
     return Path(current_app.config["COURSES_DIR"])
 
 
-def release_dir(assignment: Assignment, version: int) -> Path:
-    return (
-        Path(current_app.config["DATA_DIR"])
-        / "releases"
-        / assignment.course.slug
-        / assignment.slug
-        / f"v{version}"
-    )
+def release_key(assignment: Assignment, version: int) -> str:
+    """Where the release's files are kept (a storage folder; Release.path)."""
+    return f"releases/{assignment.course.slug}/{assignment.slug}/v{version}"
 
 
 def release(assignment: Assignment, released_by: User | None = None) -> Release:
@@ -51,17 +48,21 @@ def release(assignment: Assignment, released_by: User | None = None) -> Release:
             f"{assignment.course.slug}/{assignment.slug}: courses/ changed since the last sync; "
             "run sync-courses first"
         )
-    dest = release_dir(assignment, assignment.version)
-    if not dest.exists():  # a crash after generating but before the commit leaves it behind
-        try:
-            generate_release(source, dest)
-        except GenerateError as e:
-            raise ReleaseError(f"{assignment.course.slug}/{assignment.slug}: {e}") from e
+    key = release_key(assignment, assignment.version)
+    files = storage().list(key)
+    if not files:  # a crash after storing but before the commit leaves it behind: reused
+        with tempfile.TemporaryDirectory(prefix="release-") as work:
+            generated = Path(work) / "release"
+            try:
+                generate_release(source, generated)
+            except GenerateError as e:
+                raise ReleaseError(f"{assignment.course.slug}/{assignment.slug}: {e}") from e
+            storage().put_folder(key, generated)
     row = Release(
         assignment=assignment,
         version=assignment.version,
         content_hash=assignment.content_hash,
-        path=str(dest.relative_to(Path(current_app.config["DATA_DIR"]))),
+        path=key,
         released_by_id=released_by.id if released_by else None,
     )
     db.session.add(row)

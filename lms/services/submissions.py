@@ -32,7 +32,8 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
-from lms.services import ServiceError, blobs, deadlines
+from lms.services import ServiceError, deadlines
+from lms.storage import blobs
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 

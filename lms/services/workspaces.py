@@ -1,6 +1,6 @@
 """Learners' lab workspaces: the folder a learner's lab (jupyter-server) works in.
 
-Each learner has one folder under LMS_DATA_DIR/workspaces/<user id>/, with a folder per
+Each learner has one folder, the storage's workspaces/<user id>/ (lms.storage), with a folder per
 assignment (<course>/<assignment>/) that starts as a copy of the assignment's release
 (notebooks and data) the first time the lab opens it, and is then the learner's: opening it
 again never overwrites their work, and a newer release only adds files they do not have.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +25,7 @@ from flask_babel import gettext as _
 
 from lms.models import Assignment, Cohort, User, utcnow
 from lms.services import ServiceError, submissions
+from lms.storage import storage
 
 
 class WorkspaceError(ServiceError):
@@ -45,7 +45,7 @@ class Workspace:
 
 
 def root_of(user: User) -> Path:
-    return Path(current_app.config["DATA_DIR"]) / "workspaces" / str(user.id)
+    return storage().local_folder(f"workspaces/{user.id}")
 
 
 def folder_of(user: User, assignment: Assignment) -> Path:
@@ -60,16 +60,13 @@ def open_workspace(user: User, assignment: Assignment) -> Workspace:
     release = assignment.current_release
     if release is None:
         raise WorkspaceError(_("This assignment is not released yet."))
-    given = Path(current_app.config["DATA_DIR"]) / release.path
     folder = folder_of(user, assignment)
     _make_dirs(root_of(user), folder)
-    for source in sorted(given.rglob("*")):
-        target = folder / source.relative_to(given)
-        if source.is_dir():
-            _make_dirs(folder, target)
-        elif not os.path.lexists(target):
+    for name in storage().list(release.path):
+        target = folder / name
+        if not os.path.lexists(target):
             _make_dirs(folder, target.parent)
-            _copy_new(source, target)
+            _write_new(storage().read(f"{release.path}/{name}"), target)
             _adopt(target, root_of(user))
     return Workspace(root_of(user), folder, [f"{nb.name}.ipynb" for nb in assignment.notebooks])
 
@@ -92,8 +89,7 @@ def reset(user: User, assignment: Assignment, notebook: str, now: datetime | Non
         kept = current.with_name(f"{current.stem}.before-reset-{stamp}-{taken}.ipynb")
     if os.path.lexists(current):
         os.replace(current, kept)  # a link is renamed as the link, never followed
-    given = Path(current_app.config["DATA_DIR"]) / release.path / notebook
-    _copy_new(given, current)
+    _write_new(storage().read(f"{release.path}/{notebook}"), current)
     _adopt(current, root_of(user))
     return kept
 
@@ -165,9 +161,9 @@ def _adopt(path: Path, root: Path) -> None:
     os.chown(path, info.st_uid, info.st_gid, follow_symlinks=False)
 
 
-def _copy_new(source: Path, target: Path) -> None:
-    """Copy a release file to a path that must not exist yet (O_EXCL: never through a link
+def _write_new(data: bytes, target: Path) -> None:
+    """Write a release file to a path that must not exist yet (O_EXCL: never through a link
     the learner left there)."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-        shutil.copyfileobj(src, out)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)

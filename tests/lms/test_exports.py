@@ -38,6 +38,7 @@ from lms.models import (
 from lms.progress import Forecast
 from lms.report import Column, Report, Scope, Table
 from lms.services import export_jobs, programs, users
+from lms.storage import storage
 from tests import factories
 from tests.conftest import Auth, csrf_token
 
@@ -600,8 +601,10 @@ def test_a_large_report_is_written_in_the_background(
     assert again.id != job.id
     export_jobs.run(again.id)
     db.session.expire_all()
-    assert job.path == "" and export_jobs.file_path(job) is None
-    assert export_jobs.file_path(again) is not None
+    assert job.path == "" and export_jobs.open_file(job) is None
+    stored = export_jobs.open_file(again)
+    assert stored is not None
+    stored.close()
 
 
 @pytest.mark.usefixtures("one_row_inline")
@@ -720,7 +723,7 @@ def test_a_job_that_cannot_be_written_fails_with_a_one_line_reason(
     db.session.expire_all()
     assert job.state == ExportState.FAILED
     assert job.error == "OSError: disk full second line"
-    assert not any((Path(app.config["DATA_DIR"]) / "exports").iterdir())
+    assert storage().list("exports") == []  # nothing half-written is left
 
 
 def test_a_job_whose_subject_is_no_longer_theirs_fails(world: World) -> None:
@@ -784,5 +787,7 @@ def test_the_worker_runs_queued_exports(
     huey.execute(message)
     db.session.expire_all()
     assert job.state == ExportState.DONE
-    path = export_jobs.file_path(job)
-    assert path is not None and path.read_bytes().startswith(b'\xef\xbb\xbf"Learner"')
+    stored = export_jobs.open_file(job)
+    assert stored is not None
+    with stored:
+        assert stored.read().startswith(b'\xef\xbb\xbf"Learner"')

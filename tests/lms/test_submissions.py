@@ -13,8 +13,9 @@ from flask import Flask
 
 from lms.extensions import db
 from lms.models import Grade, GradingJob, Submission, utcnow
-from lms.services import blobs, catalog, deadlines, grading, submissions
+from lms.services import catalog, deadlines, grading, submissions
 from lms.services.submissions import SubmissionError, Upload
+from lms.storage import blobs
 from tests import factories, grading_world
 from tests.course_builder import notebook, write_assignment
 from tests.grading_world import NOTEBOOK, RIGHT, WRONG, World
