@@ -27,9 +27,10 @@ from flask import current_app
 
 from autograder.variants import KINDS, learner_notebook
 from benchmarks.grading import run_grade_many
-from lms import create_app, reports
+from lms import create_app
 from lms.extensions import db
 from lms.models import Assignment, BatchState, CohortAssignment, GradingBatch, utcnow
+from lms.queries import marking
 from lms.services import catalog, grading, programs, releases, submissions, users
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def main() -> None:
                 worker.wait()
             queued_scores = {
                 names[row.learner.email]: row.raw
-                for row in reports.submission_scores(grading.latest_submissions(assignment))
+                for row in marking.submission_scores(grading.latest_submissions(assignment))
             }
             db.session.remove()  # an open read would block dropping the tables
             db.drop_all()

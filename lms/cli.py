@@ -737,7 +737,7 @@ def export_progress(
     rows), XLSX (summary with charts, tables, learner rows) or PDF (summary, charts, tables)."""
     import os
 
-    from lms import exports
+    from lms.reporting import exports
     from lms.services import export_jobs
 
     given = {"program": program_slug, "cohort": cohort_slug, "course": course_slug}

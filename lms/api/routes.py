@@ -26,7 +26,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy.orm import contains_eager, selectinload
 
-from lms import reports
 from lms.api import openapi
 from lms.extensions import csrf, db, login_manager
 from lms.models import (
@@ -45,8 +44,9 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
+from lms.queries import marking, schedules
 from lms.scopes import may_see, taught_course_ids
-from lms.services import api_tokens, deadlines, grading, submissions
+from lms.services import api_tokens, grading, submissions
 from lms.services.submissions import SubmissionError, Upload
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -213,13 +213,13 @@ def _learning(user: User) -> list[dict[str, Any]]:
     ).all()
     if not enrolments:
         return []
-    extended = deadlines.extended_due_dates(user.id)
+    extended = schedules.extended_due_dates(user.id)
     now = utcnow()
     rows = []
     for enrolment in enrolments:
         cohort = enrolment.cohort
         for course in cohort.courses:
-            for row in reports.cohort_course_assignments(cohort, course):
+            for row in schedules.cohort_course_assignments(cohort, course):
                 a = row.assignment
                 own_due = extended.get((cohort.id, a.id))
                 rows.append(
@@ -328,7 +328,7 @@ def _submission_json(found: Submission, *, staff: bool) -> dict[str, Any]:
     if staff:
         body["learner"] = found.user.email
     if staff or released:
-        score = reports.submission_scores([found])[0].to_json()
+        score = marking.submission_scores([found])[0].to_json()
         for field in ("score", "raw_score", "max_score", "late_penalty_percent", "needs_grading"):
             body[field] = score[field]
         body["grades"] = [
@@ -349,7 +349,7 @@ def _submission_json(found: Submission, *, staff: bool) -> dict[str, Any]:
                     else {}
                 ),
             }
-            for cell, grade in reports.submission_grades(found)
+            for cell, grade in marking.submission_grades(found)
         ]
     else:
         body["instant_feedback"] = _instant_feedback(found)
@@ -377,7 +377,7 @@ def _instant_feedback(found: Submission) -> dict[str, Any] | None:
                 .get("status", "")
             ),
         }
-        for cell, _grade in reports.submission_grades(found)
+        for cell, _grade in marking.submission_grades(found)
         if cell.kind == CellKind.AUTOGRADED
     ]
     return {"graded_at": _iso(job.finished_at), "cells": cells}
@@ -413,7 +413,7 @@ def assignment_submissions(assignment_id: int) -> ResponseReturnValue:
             "score": row.final,
             "max_score": row.max_score,
         }
-        for row in reports.submission_scores(chosen)
+        for row in marking.submission_scores(chosen)
     ]
 
 
@@ -487,7 +487,7 @@ def grades(assignment_id: int) -> ResponseReturnValue:
     """Each learner's latest attempt with its score (late penalty applied) (?cohort=slug)."""
     assignment = _staff_assignment(assignment_id)
     cohort = _course_cohort(assignment, request.args.get("cohort"))
-    rows = reports.submission_scores(grading.latest_submissions(assignment, cohort))
+    rows = marking.submission_scores(grading.latest_submissions(assignment, cohort))
     return {
         "assignment": assignment.id,
         "cohort": cohort.slug if cohort else None,

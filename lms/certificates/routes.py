@@ -24,11 +24,11 @@ from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from lms import certificate_pdf
 from lms.auth.routes import safe_next
 from lms.certificates.forms import IssueForm
 from lms.extensions import db, limiter, login_manager
 from lms.models import Certificate, Cohort, Role
+from lms.reporting import certificate_pdf
 from lms.scopes import coordinated_program_ids, may_see
 from lms.services import ServiceError, certificates
 

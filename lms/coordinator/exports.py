@@ -31,12 +31,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from lms import exports
 from lms.coordinator.forms import ExportForm
 from lms.coordinator.routes import bp as coordinator_bp
 from lms.extensions import db
 from lms.instructor.routes import bp as instructor_bp
 from lms.models import ExportJob
+from lms.reporting import exports
 from lms.services import export_jobs
 
 

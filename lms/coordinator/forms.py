@@ -7,7 +7,7 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from lms.exports import FORMATS
+from lms.reporting.exports import FORMATS
 from lms.services.export_jobs import SCOPES
 
 

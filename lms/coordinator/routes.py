@@ -14,10 +14,10 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from lms import progress, reports
 from lms.access import guard_blueprint
 from lms.extensions import db
 from lms.models import Cohort, Program, Role
+from lms.queries import enrolments, gradebook, progress
 from lms.scopes import coordinated_program_ids, may_see
 from lms.services import certificates, labs
 
@@ -29,7 +29,7 @@ GRADEBOOK_PAGE_SIZE = 50
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
-    rows = reports.program_progress(coordinated_program_ids(current_user))
+    rows = enrolments.program_progress(coordinated_program_ids(current_user))
     return render_template("coordinator/home.html", rows=rows)
 
 
@@ -49,7 +49,7 @@ def cohort_or_404(slug: str) -> Cohort:
 
 @bp.get("/programs/<slug>")
 def program(slug: str) -> ResponseReturnValue:
-    from lms import charts  # matplotlib: loaded by the first dashboard, not by every process
+    from lms.reporting import charts  # matplotlib: loaded by the first dashboard only
 
     found = program_or_404(slug)
     board = progress.dashboard(found, _("No organisation"))
@@ -88,7 +88,7 @@ def _funnel_stages(board: progress.Dashboard) -> tuple[tuple[str, int], ...]:
 
 
 def _completions_svg(board: progress.Dashboard) -> str:
-    from lms import charts
+    from lms.reporting import charts
 
     f = board.forecast
     return charts.completions_svg(
@@ -138,7 +138,7 @@ class Page:
 @bp.get("/cohorts/<slug>")
 def cohort(slug: str) -> ResponseReturnValue:
     found = cohort_or_404(slug)
-    book = progress.gradebook(found)
+    book = gradebook.gradebook(found)
     sort = request.args.get("sort", "name")
     descending = request.args.get("dir") == "desc"
     rows = book.sort(sort, descending)
@@ -165,7 +165,7 @@ def cohort(slug: str) -> ResponseReturnValue:
 @bp.get("/cohorts/<slug>/learners/<int:user_id>")
 def learner(slug: str, user_id: int) -> ResponseReturnValue:
     found = cohort_or_404(slug)
-    standing = progress.learner_progress(found, user_id)
+    standing = gradebook.learner_progress(found, user_id)
     if standing is None:
         abort(404)
     return render_template("coordinator/learner.html", cohort=found, standing=standing)

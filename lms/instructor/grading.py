@@ -21,7 +21,7 @@ from flask_babel import format_timedelta, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from lms import feedback_page, reports
+from lms import feedback_page
 from lms.extensions import db
 from lms.instructor.forms import (
     AutogradeAllForm,
@@ -42,6 +42,7 @@ from lms.models import (
     GradingBatch,
     Submission,
 )
+from lms.queries import enrolments, marking
 from lms.scopes import may_see, taught_course_ids
 from lms.services import grading
 from lms.storage import blobs
@@ -52,10 +53,10 @@ from lms.storage import blobs
 @bp.get("/courses/<slug>/assignments/<assignment_slug>/submissions")
 def submissions(slug: str, assignment_slug: str) -> ResponseReturnValue:
     course, assignment = _my_assignment(slug, assignment_slug)
-    cohorts = reports.course_cohorts(course.id)
+    cohorts = enrolments.course_cohorts(course.id)
     cohort = _chosen_cohort(cohorts, request.args.get("cohort", ""))
     latest = grading.latest_submissions(assignment, cohort)
-    reports.submission_learners(latest)
+    marking.submission_learners(latest)
     chosen = cohort.slug if cohort else ""
     return render_template(
         "instructor/submissions.html",
@@ -63,8 +64,8 @@ def submissions(slug: str, assignment_slug: str) -> ResponseReturnValue:
         assignment=assignment,
         cohorts=cohorts,
         cohort=cohort,
-        rows=reports.submission_scores(latest),
-        batches=reports.assignment_batches(assignment.id),
+        rows=marking.submission_scores(latest),
+        batches=marking.assignment_batches(assignment.id),
         autograde_form=AutogradeAllForm(cohort=chosen),
         regrade_form=RegradeForm(cohort=chosen, formdata=None),
         late_by=late_by,
@@ -75,7 +76,7 @@ def submissions(slug: str, assignment_slug: str) -> ResponseReturnValue:
 def autograde_all(slug: str, assignment_slug: str) -> ResponseReturnValue:
     course, assignment = _my_assignment(slug, assignment_slug)
     form = AutogradeAllForm()  # its CSRF token is checked for every POST by CSRFProtect
-    cohort = _chosen_cohort(reports.course_cohorts(course.id), form.cohort.data or "")
+    cohort = _chosen_cohort(enrolments.course_cohorts(course.id), form.cohort.data or "")
     return _start_batch(course, assignment, cohort, None)
 
 
@@ -83,7 +84,7 @@ def autograde_all(slug: str, assignment_slug: str) -> ResponseReturnValue:
 def regrade(slug: str, assignment_slug: str) -> ResponseReturnValue:
     course, assignment = _my_assignment(slug, assignment_slug)
     form = RegradeForm()
-    cohort = _chosen_cohort(reports.course_cohorts(course.id), form.cohort.data or "")
+    cohort = _chosen_cohort(enrolments.course_cohorts(course.id), form.cohort.data or "")
     if not form.validate_on_submit():
         for errors in form.errors.values():
             for error in errors:
@@ -117,7 +118,7 @@ def batch(batch_id: int) -> ResponseReturnValue:
         batch=found,
         course=found.assignment.course,
         progress=grading.progress(found),
-        failures=reports.batch_failures(found.id),
+        failures=marking.batch_failures(found.id),
         cancel_form=CancelBatchForm(),
         clock=clock,
     )
@@ -159,7 +160,7 @@ def cancel_batch(batch_id: int) -> ResponseReturnValue:
 @bp.get("/courses/<slug>/assignments/<assignment_slug>/grade")
 def grade_questions(slug: str, assignment_slug: str) -> ResponseReturnValue:
     course, assignment = _my_assignment(slug, assignment_slug)
-    cohorts = reports.course_cohorts(course.id)
+    cohorts = enrolments.course_cohorts(course.id)
     cohort = _chosen_cohort(cohorts, request.args.get("cohort", ""))
     latest = grading.latest_submissions(assignment, cohort)
     cells = [cell for notebook in assignment.notebooks for cell in notebook.cells]
@@ -171,7 +172,7 @@ def grade_questions(slug: str, assignment_slug: str) -> ResponseReturnValue:
         cohort=cohort,
         cells=cells,
         answers=len(latest),
-        ungraded=reports.ungraded_counts([c.id for c in cells], [s.id for s in latest]),
+        ungraded=marking.ungraded_counts([c.id for c in cells], [s.id for s in latest]),
     )
 
 
@@ -179,11 +180,11 @@ def grade_questions(slug: str, assignment_slug: str) -> ResponseReturnValue:
 def grade_question(slug: str, assignment_slug: str, grade_id: str) -> ResponseReturnValue:
     course, assignment = _my_assignment(slug, assignment_slug)
     cell = _graded_cell(assignment, grade_id, request.args.get("notebook"))
-    cohorts = reports.course_cohorts(course.id)
+    cohorts = enrolments.course_cohorts(course.id)
     cohort = _chosen_cohort(cohorts, request.args.get("cohort", ""))
     latest = grading.latest_submissions(assignment, cohort)
-    reports.submission_learners(latest)
-    grades = reports.cell_grades(cell.id, [s.id for s in latest])
+    marking.submission_learners(latest)
+    grades = marking.cell_grades(cell.id, [s.id for s in latest])
     n = min(max(request.args.get("n", 0, type=int) or 0, 0), max(len(latest) - 1, 0))
     posted = QuestionGradeForm() if request.method == "POST" else None
     if posted is not None:
@@ -259,7 +260,7 @@ def grade_cell(submission_id: int, cell_id: int) -> ResponseReturnValue:
     cell = db.get_or_404(GradedCell, cell_id)
     if cell.notebook.assignment_id != found.assignment_id:
         abort(404)
-    grade = reports.cell_grades(cell.id, [found.id]).get(found.id)
+    grade = marking.cell_grades(cell.id, [found.id]).get(found.id)
     form = GradeForm(prefix=f"cell{cell.id}")
     form.autograded = cell.kind == CellKind.AUTOGRADED
     form.current_override = grade.manual_score if grade else None
@@ -282,12 +283,12 @@ def submission_history(submission_id: int) -> ResponseReturnValue:
         "instructor/submission_history.html",
         submission=found,
         course=found.assignment.course,
-        events=reports.grade_history(found.id),
+        events=marking.grade_history(found.id),
     )
 
 
 def _submission_page(found: Submission, posted: dict[int, GradeForm] | None = None) -> str:
-    rows = reports.submission_grades(found)
+    rows = marking.submission_grades(found)
     forms = {}
     for cell, grade in rows:
         form = (posted or {}).get(cell.id)
@@ -301,13 +302,13 @@ def _submission_page(found: Submission, posted: dict[int, GradeForm] | None = No
         submission=found,
         course=found.assignment.course,
         assignment=found.assignment,
-        score=reports.submission_scores([found])[0],
+        score=marking.submission_scores([found])[0],
         rows=rows,
         forms=forms,
         answers=_submitted_cells(found),
         job=job,
         feedback=sorted((job.feedback or {}) if job else {}),
-        attempts=reports.learner_submissions(found.user_id, found.assignment_id, found.cohort_id),
+        attempts=marking.learner_submissions(found.user_id, found.assignment_id, found.cohort_id),
         late_by=late_by,
     )
 

@@ -13,7 +13,6 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from lms import insight
 from lms.extensions import db
 from lms.instructor.insight_forms import ExtensionForm, FeedbackForm, PolicyForm
 from lms.instructor.routes import _my_assignment, bp
@@ -26,7 +25,8 @@ from lms.models import (
     User,
     cohort_courses,
 )
-from lms.services import deadlines, grading, similarity
+from lms.queries import insight, schedules, similarity
+from lms.services import deadlines, grading
 
 COHORT_PATH = "/courses/<slug>/assignments/<assignment_slug>/cohorts/<cohort_slug>"
 
@@ -48,7 +48,7 @@ def _scheduled(
 ) -> tuple[Course, Assignment, Cohort, CohortAssignment]:
     course, assignment = _my_assignment(slug, assignment_slug)
     cohort = _course_cohort(course, cohort_slug)
-    scheduled = deadlines.schedule(cohort.id, assignment.id)
+    scheduled = schedules.schedule(cohort.id, assignment.id)
     if scheduled is None:
         abort(404)
     return course, assignment, cohort, scheduled

@@ -8,7 +8,6 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from lms import reports
 from lms.access import guard_blueprint
 from lms.extensions import db
 from lms.models import (
@@ -20,6 +19,7 @@ from lms.models import (
     Role,
     cohort_courses,
 )
+from lms.queries import enrolments, schedules
 from lms.scopes import may_see, taught_course_ids
 from lms.services import labs
 
@@ -29,8 +29,8 @@ guard_blueprint(bp, lambda user: user.is_admin or user.has_role(Role.INSTRUCTOR)
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
-    courses = reports.courses(taught_course_ids(current_user))
-    counts = reports.course_learner_counts([c.id for c in courses])
+    courses = enrolments.courses(taught_course_ids(current_user))
+    counts = enrolments.course_learner_counts([c.id for c in courses])
     return render_template("instructor/home.html", courses=courses, counts=counts)
 
 
@@ -118,5 +118,5 @@ def assignment(slug: str, assignment_slug: str) -> ResponseReturnValue:
         course=found,
         assignment=item,
         changes=changes,
-        schedules=reports.assignment_schedules(item.id),
+        schedules=schedules.assignment_schedules(item.id),
     )

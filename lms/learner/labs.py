@@ -26,7 +26,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from lms import reports
 from lms.extensions import csrf
 from lms.learner.forms import LabSubmitForm, OpenLabForm, ResetForm
 from lms.learner.routes import (
@@ -36,12 +35,13 @@ from lms.learner.routes import (
     bp,
 )
 from lms.models import Cohort, Course, utcnow
+from lms.queries import schedules
 from lms.services import grading, labs, submissions, workspaces
 
 
 def _open_assignment(
     cohort_slug: str, course_slug: str, assignment_slug: str
-) -> tuple[Cohort, Course, reports.ScheduledAssignment]:
+) -> tuple[Cohort, Course, schedules.ScheduledAssignment]:
     """The assignment, open to this learner now (its lab exists only then), or 404."""
     cohort, course = _cohort_course(cohort_slug, course_slug)
     row = _scheduled_assignment(cohort, course, assignment_slug)
@@ -50,7 +50,7 @@ def _open_assignment(
     return cohort, course, row
 
 
-def _back(cohort: Cohort, course: Course, row: reports.ScheduledAssignment) -> str:
+def _back(cohort: Cohort, course: Course, row: schedules.ScheduledAssignment) -> str:
     return url_for(
         "learner.assignment",
         cohort_slug=cohort.slug,
@@ -80,7 +80,7 @@ def lab_open(cohort_slug: str, course_slug: str, assignment_slug: str) -> Respon
 
 
 def _lab_url(
-    cohort: Cohort, course: Course, row: reports.ScheduledAssignment, notebook: str | None
+    cohort: Cohort, course: Course, row: schedules.ScheduledAssignment, notebook: str | None
 ) -> str:
     return url_for(
         "learner.lab",

@@ -27,7 +27,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from lms import feedback_page, reports
+from lms import feedback_page
 from lms.access import guard_blueprint, is_learner
 from lms.extensions import db
 from lms.learner.forms import LabSubmitForm, OpenLabForm, SubmitForm
@@ -44,7 +44,8 @@ from lms.models import (
     Submission,
     utcnow,
 )
-from lms.services import certificates, deadlines, grading, submissions, workspaces
+from lms.queries import enrolments, marking, schedules
+from lms.services import certificates, grading, submissions, workspaces
 from lms.storage import storage
 
 bp = Blueprint("learner", __name__, url_prefix="/learn")
@@ -119,7 +120,7 @@ def utc(moment: Any) -> str:
 
 def _cohort_course(cohort_slug: str, course_slug: str) -> tuple[Cohort, Course]:
     """The cohort (which the learner must be in) and one of its courses, or 404."""
-    enrolment = reports.learner_enrolment(current_user.id, cohort_slug)
+    enrolment = enrolments.learner_enrolment(current_user.id, cohort_slug)
     if enrolment is None:
         abort(404)
     course = next((c for c in enrolment.cohort.courses if c.slug == course_slug), None)
@@ -131,8 +132,8 @@ def _cohort_course(cohort_slug: str, course_slug: str) -> tuple[Cohort, Course]:
 @bp.get("/cohorts/<cohort_slug>/courses/<course_slug>")
 def course(cohort_slug: str, course_slug: str) -> ResponseReturnValue:
     cohort, found = _cohort_course(cohort_slug, course_slug)
-    rows = reports.cohort_course_assignments(cohort, found)
-    extended = deadlines.extended_due_dates(current_user.id, cohort.id)
+    rows = schedules.cohort_course_assignments(cohort, found)
+    extended = schedules.extended_due_dates(current_user.id, cohort.id)
     return render_template(
         "learner/course.html",
         cohort=cohort,
@@ -166,11 +167,11 @@ def download(cohort_slug: str, course_slug: str, assignment_slug: str) -> Respon
 
 def _scheduled_assignment(
     cohort: Cohort, course: Course, assignment_slug: str
-) -> reports.ScheduledAssignment:
+) -> schedules.ScheduledAssignment:
     row = next(
         (
             r
-            for r in reports.cohort_course_assignments(cohort, course)
+            for r in schedules.cohort_course_assignments(cohort, course)
             if r.assignment.slug == assignment_slug
         ),
         None,
@@ -249,12 +250,12 @@ def _say_submitted(outcome: submissions.Outcome, job: GradingJob | None) -> None
 
 
 def _assignment_page(
-    cohort: Cohort, course: Course, row: reports.ScheduledAssignment
+    cohort: Cohort, course: Course, row: schedules.ScheduledAssignment
 ) -> dict[str, Any]:
     now = utcnow()
-    scheduled = deadlines.schedule(cohort.id, row.assignment.id)
-    deadline = deadlines.deadline_for(scheduled, current_user.id) if scheduled else None
-    attempts = reports.learner_submissions(current_user.id, row.assignment.id, cohort.id)
+    scheduled = schedules.schedule(cohort.id, row.assignment.id)
+    deadline = schedules.deadline_for(scheduled, current_user.id) if scheduled else None
+    attempts = marking.learner_submissions(current_user.id, row.assignment.id, cohort.id)
     return {
         "cohort": cohort,
         "course": course,
@@ -266,7 +267,7 @@ def _assignment_page(
         "late_now": deadline.late_seconds(now) if deadline else 0,
         "penalty_now": deadline.penalty_percent(now) if deadline else 0.0,
         "may_submit": row.release is not None and row.is_open(now),
-        "scores": reports.submission_scores(attempts),
+        "scores": marking.submission_scores(attempts),
         "released": scheduled is not None and scheduled.feedback_released_at is not None,
         "instant_left": grading.instant_feedback_left(current_user),
         "instant_per_hour": int(current_app.config["INSTANT_FEEDBACK_PER_HOUR"]),
@@ -297,7 +298,7 @@ def submission(submission_id: int) -> ResponseReturnValue:
     instant = _latest_job(found, JobKind.INSTANT)
     released = grading.feedback_released(found)
     result = grading.latest_result(found) if released else None
-    grades = reports.submission_grades(found)
+    grades = marking.submission_grades(found)
     return render_template(
         "learner/submission.html",
         submission=found,
@@ -309,7 +310,7 @@ def submission(submission_id: int) -> ResponseReturnValue:
         test_outcomes=TEST_OUTCOMES,
         released=released,
         grades=grades if released else [],
-        score=reports.submission_scores([found])[0] if released else None,
+        score=marking.submission_scores([found])[0] if released else None,
         feedback=sorted((result.feedback or {}) if result else {}),
     )
 

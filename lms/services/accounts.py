@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from flask import current_app
 
 from lms import queue
-from lms.exports import safe_text
 from lms.extensions import db
 from lms.models import (
     AccountLink,
@@ -43,6 +42,7 @@ from lms.models import (
     User,
     utcnow,
 )
+from lms.reporting.exports import safe_text
 from lms.services import ServiceError, audit, mail, passwords, sessions, users
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from lms import progress
 from lms.extensions import db
 from lms.models import (
     Certificate,
@@ -33,6 +32,7 @@ from lms.models import (
     User,
     utcnow,
 )
+from lms.queries import gradebook
 from lms.services import ServiceError
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def _course_statements(
     """Learner id -> [{"title", "score", "max_score"}, ...] for each course of the cohort in
     its order: the sum of the final scores of the learner's latest attempts at the course's
     active assignments (ungraded counts 0), out of the sum of their points."""
-    assignments = progress.required_assignments(cohort.id)
+    assignments = gradebook.required_assignments(cohort.id)
     course_of = {a.id: a.course_id for a in assignments}
     points: dict[int, float] = defaultdict(float)
     for assignment in assignments:
@@ -241,7 +241,7 @@ def _course_statements(
     scores: dict[tuple[int, int], float] = defaultdict(float)  # (learner, course) -> sum
     if course_of:
         for chunk in _chunks(user_ids):
-            attempts = progress.latest_attempts(cohort.id, list(course_of), set(chunk))
+            attempts = gradebook.latest_attempts(cohort.id, list(course_of), set(chunk))
             for (user_id, assignment_id), attempt in attempts.items():
                 scores[(user_id, course_of[assignment_id])] += attempt.final or 0.0
     return {

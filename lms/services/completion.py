@@ -13,9 +13,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from lms import progress
 from lms.extensions import db
 from lms.models import Enrolment, EnrolmentStatus
+from lms.queries import gradebook
 
 # The states refresh() may move a learner between; withdrawn and certified are left alone.
 REVIEWED = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)
@@ -61,11 +61,11 @@ def _enrolments(cohort_id: int, users: set[int] | None) -> list[Enrolment]:
 def passed_at(cohort_id: int, users: set[int] | None = None) -> dict[int, datetime]:
     """Learner id -> when the last of their passing submissions came, for every learner of
     the cohort (or of users) who meets the rule now. Read-only."""
-    required = {a.id: a for a in progress.required_assignments(cohort_id)}
+    required = {a.id: a for a in gradebook.required_assignments(cohort_id)}
     if not required:
         return {}
     passing: dict[int, list[datetime]] = {}
-    for (user_id, assignment_id), attempt in progress.latest_attempts(
+    for (user_id, assignment_id), attempt in gradebook.latest_attempts(
         cohort_id, list(required), users
     ).items():
         if required[assignment_id].passed_by(attempt.final):

@@ -1,10 +1,8 @@
-"""Due dates, extensions and late penalties of an assignment in a cohort."""
+"""Setting due dates, late penalties and extensions (what applies to whom is read in
+lms.queries.schedules)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -14,128 +12,9 @@ from lms.extensions import db
 from lms.models import CohortAssignment, Extension, User, utcnow
 from lms.services import ServiceError
 
-DAY_SECONDS = 86400
-
 
 class DeadlineError(ServiceError):
     pass
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """What applies to one learner: the due date (extension included) and the late rule."""
-
-    due_at: datetime
-    extended: bool
-    penalty_per_day: float
-    penalty_cap: float
-    cutoff_at: datetime | None
-
-    def late_seconds(self, submitted_at: datetime) -> int:
-        return max(0, int((submitted_at - self.due_at).total_seconds()))
-
-    def penalty_percent(self, submitted_at: datetime) -> float:
-        """Percent taken off a score submitted at that moment: per started day late, capped;
-        everything after the cut-off."""
-        if self.cutoff_at is not None and submitted_at > self.cutoff_at:
-            return 100.0
-        late_days = math.ceil(self.late_seconds(submitted_at) / DAY_SECONDS)
-        return min(self.penalty_cap, self.penalty_per_day * late_days)
-
-    @classmethod
-    def of(cls, scheduled: CohortAssignment, extended_to: datetime | None) -> Deadline:
-        """The cohort's rule, with the learner's extension (if any) as the due date; an
-        extension past the cut-off moves the cut-off with it."""
-        cutoff = scheduled.cutoff_at
-        if cutoff is not None and extended_to is not None:
-            cutoff = max(cutoff, extended_to)
-        return cls(
-            due_at=extended_to or scheduled.due_at,
-            extended=extended_to is not None,
-            penalty_per_day=scheduled.late_penalty_per_day,
-            penalty_cap=scheduled.late_penalty_cap,
-            cutoff_at=cutoff,
-        )
-
-    @property
-    def has_penalty(self) -> bool:
-        return self.penalty_per_day > 0 or self.cutoff_at is not None
-
-
-def with_penalty(raw: float, percent: float) -> float:
-    """A score less a late penalty, rounded as every page, export and rule shows it."""
-    return round(raw * (1 - percent / 100), 4)
-
-
-def late_penalties(attempts: Sequence[tuple[int, int, int, datetime]]) -> list[float]:
-    """The percent off each (cohort id, assignment id, user id, submitted at), by the rule that
-    applies to that learner now (extensions included); 0 where no dates are set. Two queries,
-    however many attempts."""
-    if not attempts:
-        return []
-    scheduled = {
-        (ca.cohort_id, ca.assignment_id): ca
-        for ca in db.session.scalars(
-            sa.select(CohortAssignment).where(
-                sa.tuple_(CohortAssignment.cohort_id, CohortAssignment.assignment_id).in_(
-                    {(cohort_id, assignment_id) for cohort_id, assignment_id, _, _ in attempts}
-                )
-            )
-        )
-    }
-    extensions = {
-        (ca_id, user_id): due_at
-        for ca_id, user_id, due_at in db.session.execute(
-            sa.select(Extension.cohort_assignment_id, Extension.user_id, Extension.due_at).where(
-                Extension.cohort_assignment_id.in_([ca.id for ca in scheduled.values()])
-            )
-        ).tuples()
-    }
-    penalties = []
-    for cohort_id, assignment_id, user_id, submitted_at in attempts:
-        ca = scheduled.get((cohort_id, assignment_id))
-        if ca is None:
-            penalties.append(0.0)
-            continue
-        deadline = Deadline.of(ca, extensions.get((ca.id, user_id)))
-        penalties.append(deadline.penalty_percent(submitted_at))
-    return penalties
-
-
-def extended_due_dates(
-    user_id: int, cohort_id: int | None = None
-) -> dict[tuple[int, int], datetime]:
-    """A learner's extensions as {(cohort id, assignment id): their due date}, in one query
-    (pages and the API that list many assignments show the learner's own due date)."""
-    query = (
-        sa.select(CohortAssignment.cohort_id, CohortAssignment.assignment_id, Extension.due_at)
-        .join(Extension, Extension.cohort_assignment_id == CohortAssignment.id)
-        .where(Extension.user_id == user_id)
-    )
-    if cohort_id is not None:
-        query = query.where(CohortAssignment.cohort_id == cohort_id)
-    return {
-        (cohort, assignment): due_at
-        for cohort, assignment, due_at in db.session.execute(query).tuples()
-    }
-
-
-def schedule(cohort_id: int, assignment_id: int) -> CohortAssignment | None:
-    return db.session.scalar(
-        sa.select(CohortAssignment).where(
-            CohortAssignment.cohort_id == cohort_id,
-            CohortAssignment.assignment_id == assignment_id,
-        )
-    )
-
-
-def deadline_for(scheduled: CohortAssignment, user_id: int) -> Deadline:
-    extension = db.session.scalar(
-        sa.select(Extension).where(
-            Extension.cohort_assignment_id == scheduled.id, Extension.user_id == user_id
-        )
-    )
-    return Deadline.of(scheduled, extension.due_at if extension is not None else None)
 
 
 def set_policy(

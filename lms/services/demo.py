@@ -215,7 +215,7 @@ def load_spring_work(courses_dir: Path) -> int:
     minutes at every first `make run`: a right notebook scores full marks (check-courses
     proves it for every assignment)."""
     from autograder.variants import learner_notebook
-    from lms import progress
+    from lms.queries import gradebook
     from lms.services import certificates, completion, releases
     from lms.storage import blobs
 
@@ -226,7 +226,7 @@ def load_spring_work(courses_dir: Path) -> int:
         return 0
     if db.session.scalar(sa.select(Submission.id).where(Submission.cohort_id == cohort.id)):
         return 0
-    assignments = progress.required_assignments(cohort.id)
+    assignments = gradebook.required_assignments(cohort.id)
     schedule = {
         ca.assignment_id: ca
         for ca in db.session.scalars(

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, cast
 import sqlalchemy as sa
 from flask_babel import force_locale
 
-from lms import exports, queue, report
+from lms import queue
 from lms.config import LANGUAGES
 from lms.extensions import db
 from lms.models import (
@@ -40,6 +40,7 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
+from lms.reporting import exports, report
 from lms.scopes import coordinated_program_ids, taught_course_ids
 from lms.services import ServiceError
 from lms.storage import storage
@@ -114,7 +115,7 @@ def allowed(user: User | None, scope: str, subject: Subject) -> Target | None:
 
 
 def build(target: Target, now: datetime | None = None) -> report.Report:
-    """The report of the target, from lms.report's builders."""
+    """The report of the target, from lms.reporting.report's builders."""
     subject = target.subject
     if isinstance(subject, Program):
         return report.program_report(subject, now=now)

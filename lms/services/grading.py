@@ -20,7 +20,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
-from lms import queue, reports
+from lms import queue
 from lms.extensions import db
 from lms.models import (
     Assignment,
@@ -40,6 +40,7 @@ from lms.models import (
     User,
     utcnow,
 )
+from lms.queries import marking
 from lms.services import ServiceError, completion
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def request_instant_feedback(submission: Submission) -> GradingJob | None:
 
 def latest_submissions(assignment: Assignment, cohort: Cohort | None = None) -> list[Submission]:
     """Each learner's latest attempt (per cohort) at the assignment, in submission order."""
-    latest = reports.latest_attempt_ids(assignment.id, cohort.id if cohort else None)
+    latest = marking.latest_attempt_ids(assignment.id, cohort.id if cohort else None)
     return list(
         db.session.scalars(
             sa.select(Submission).where(Submission.id.in_(latest)).order_by(Submission.id)

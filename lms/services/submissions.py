@@ -32,7 +32,8 @@ from lms.models import (
     cohort_courses,
     utcnow,
 )
-from lms.services import ServiceError, deadlines
+from lms.queries import schedules
+from lms.services import ServiceError
 from lms.storage import blobs
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
@@ -79,7 +80,7 @@ def submit(
     if latest is not None and latest.content_hash == content_hash:
         return Outcome(latest, created=False)
     digests = {name: blobs.put(data) for name, data in files.items()}
-    deadline = deadlines.deadline_for(scheduled, user.id)
+    deadline = schedules.deadline_for(scheduled, user.id)
     submission = Submission(
         user_id=user.id,
         assignment_id=assignment.id,
@@ -145,7 +146,7 @@ def _check_may_submit(user: User, assignment: Assignment, cohort: Cohort, now: d
     )
     if enrolled is None or takes_course is None or not assignment.active:
         raise SubmissionError(_("You cannot submit to this assignment."))
-    scheduled = deadlines.schedule(cohort.id, assignment.id)
+    scheduled = schedules.schedule(cohort.id, assignment.id)
     if scheduled is None or scheduled.opens_at > now:
         raise SubmissionError(_("This assignment is not open yet."))
     released = db.session.scalar(

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from lms import certificate_pdf, pdf_fonts
 from lms.extensions import db
 from lms.models import (
     Assignment,
@@ -36,6 +35,7 @@ from lms.models import (
     Submission,
     User,
 )
+from lms.reporting import certificate_pdf, pdf_fonts
 from lms.services import ServiceError, certificates, programs
 from tests import factories
 from tests.conftest import Auth, csrf_token

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from datetime import date, timedelta
 
-from lms import charts, pdf_fonts
+from lms.reporting import charts, pdf_fonts
 
 LABELS = charts.CompletionsLabels(
     title="Completions <against> the target",

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from lms import progress
 from lms.extensions import db
 from lms.models import (
     Assignment,
@@ -28,6 +27,7 @@ from lms.models import (
     Submission,
     User,
 )
+from lms.queries import progress
 from lms.services import completion, deadlines, grading, programs
 from tests import factories
 

@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from lms import exports
 from lms.extensions import db
 from lms.models import OrganisationKind
+from lms.reporting import exports
 from lms.services import export_jobs, programs, users
 from tests import factories
 from tests.conftest import Auth, csrf_token

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from lms import exports, report
 from lms.coordinator import routes
+from lms.reporting import exports, report
 from lms.services import completion
 from tests import factories
 from tests.conftest import Auth

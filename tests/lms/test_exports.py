@@ -20,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.test import TestResponse
 
-from lms import exports, queue
+from lms import queue
 from lms.extensions import db
 from lms.models import (
     Cohort,
@@ -35,8 +35,9 @@ from lms.models import (
     User,
     utcnow,
 )
-from lms.progress import Forecast
-from lms.report import Column, Report, Scope, Table
+from lms.queries.progress import Forecast
+from lms.reporting import exports, pdf_export, xlsx_export
+from lms.reporting.report import Column, Report, Scope, Table
 from lms.services import export_jobs, programs, users
 from lms.storage import storage
 from tests import factories
@@ -200,7 +201,7 @@ def test_csv_keeps_writing_fast_on_many_rows() -> None:
 def test_xlsx_has_summary_tables_learners_and_native_charts(tmp_path: Path) -> None:
     path = tmp_path / "report.xlsx"
     done: list[int] = []
-    exports.write_xlsx(hand_built(), path, on_progress=done.append)
+    xlsx_export.write_xlsx(hand_built(), path, on_progress=done.append)
     assert done[-1] == len(EVIL) + 1
     with zipfile.ZipFile(path) as archive:
         charts = [n for n in archive.namelist() if n.startswith("xl/charts/chart")]
@@ -257,7 +258,7 @@ def test_xlsx_text_in_summary_is_never_a_formula_either(tmp_path: Path) -> None:
         funnel=[("=Stage", 3)],
     )
     out = io.BytesIO()
-    exports.write_xlsx(evil, out)
+    xlsx_export.write_xlsx(evil, out)
     summary = openpyxl.load_workbook(io.BytesIO(out.getvalue()))["Summary"]
     texts = [c for row in summary.iter_rows() for c in row if isinstance(c.value, str)]
     assert {c.value for c in texts} >= {
@@ -274,7 +275,7 @@ def test_the_fast_xlsx_rows_fit_the_pinned_xlsxwriter() -> None:
     import xlsxwriter
 
     book = xlsxwriter.Workbook(io.BytesIO(), {"constant_memory": True})
-    assert exports._XlsxRows.fits(book.add_worksheet())
+    assert xlsx_export._XlsxRows.fits(book.add_worksheet())
     book.close()
 
 
@@ -289,20 +290,20 @@ def test_the_fast_xlsx_rows_fit_the_pinned_xlsxwriter() -> None:
     ],
 )
 def test_sheet_names_are_valid(title: str, expected: str) -> None:
-    assert exports.sheet_name(title, set()) == expected
+    assert xlsx_export.sheet_name(title, set()) == expected
 
 
 def test_sheet_names_are_unique() -> None:
     taken: set[str] = set()
-    names = [exports.sheet_name("y" * 40, taken) for _ in range(3)]
+    names = [xlsx_export.sheet_name("y" * 40, taken) for _ in range(3)]
     assert names == ["y" * 31, "y" * 27 + " (2)", "y" * 27 + " (3)"]
-    assert exports.sheet_name("History", taken) == "History (2)"  # reserved by Excel
+    assert xlsx_export.sheet_name("History", taken) == "History (2)"  # reserved by Excel
 
 
 def test_pdf_of_a_program_has_the_title_and_says_where_the_learners_are() -> None:
     out = io.BytesIO()
     done: list[int] = []
-    exports.write_pdf(hand_built(count=3000), out, on_progress=done.append)
+    pdf_export.write_pdf(hand_built(count=3000), out, on_progress=done.append)
     data = out.getvalue()
     assert data.startswith(b"%PDF-")
     assert pdf_title(data) == "Gwangju AI School — Korea"
@@ -314,7 +315,7 @@ def test_pdf_of_a_cohort_lists_its_learners_across_pages() -> None:
     names = [f"Learner {i}" for i in range(150)]
     out = io.BytesIO()
     done: list[int] = []
-    exports.write_pdf(hand_built(names, scope="cohort", forecast=False), out, done.append)
+    pdf_export.write_pdf(hand_built(names, scope="cohort", forecast=False), out, done.append)
     data = out.getvalue()
     assert data.startswith(b"%PDF-")
     assert pdf_pages(data) >= 4  # the header row is repeated on each
@@ -398,7 +399,7 @@ def test_real_reports_export_in_every_format(world: World, scope: str, tmp_path:
         assert "'=Org Formula" in text
 
     path = tmp_path / f"{scope}.xlsx"
-    exports.write_xlsx(built, path)
+    xlsx_export.write_xlsx(built, path)
     book = openpyxl.load_workbook(path)
     assert book.sheetnames[0] == "Summary" and book.sheetnames[-1] == "Learners"
     cells = [c for row in book["Learners"].iter_rows(min_row=2) for c in row if c.value]
@@ -407,7 +408,7 @@ def test_real_reports_export_in_every_format(world: World, scope: str, tmp_path:
         assert found.data_type == "s"
 
     pdf = io.BytesIO()
-    exports.write_pdf(built, pdf)
+    pdf_export.write_pdf(built, pdf)
     assert pdf.getvalue().startswith(b"%PDF-")
     assert pdf_title(pdf.getvalue()) == built.title
 

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from lms import insight
 from lms.extensions import db
 from lms.models import Extension, Grade, Submission, User, utcnow
+from lms.queries import insight
 from lms.services import grading, submissions
 from tests import factories, grading_world
 from tests.conftest import Auth, csrf_token, post_form

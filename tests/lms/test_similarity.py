@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lms.services import similarity
-from lms.services.similarity import Fingerprint
+from lms.queries import similarity
+from lms.queries.similarity import Fingerprint
 
 STUB = '''def summarise(values):
     """Mean and spread of values."""

@@ -13,6 +13,7 @@ from flask import Flask
 
 from lms.extensions import db
 from lms.models import Grade, GradingJob, Submission, utcnow
+from lms.queries import schedules
 from lms.services import catalog, deadlines, grading, submissions
 from lms.services.submissions import SubmissionError, Upload
 from lms.storage import blobs
@@ -140,7 +141,7 @@ def test_late_penalty_per_day_with_a_cap_a_cut_off_and_an_extension(world: World
         first, world.assignment, world.cohort, [grading_world.answer(world.assignment, RIGHT)]
     )
     assert late.submission.late_seconds == pytest.approx(2 * 86400 + 3600, abs=5)
-    deadline = deadlines.deadline_for(world.scheduled, first.id)
+    deadline = schedules.deadline_for(world.scheduled, first.id)
     assert deadline.penalty_percent(now) == 25  # 30 % by the day, capped at 25
     assert deadline.penalty_percent(due + timedelta(hours=1)) == 10
 
@@ -151,12 +152,12 @@ def test_late_penalty_per_day_with_a_cap_a_cut_off_and_an_extension(world: World
         penalty_cap=25,
         cutoff_at=due + timedelta(days=1),
     )
-    assert deadlines.deadline_for(world.scheduled, first.id).penalty_percent(now) == 100
+    assert schedules.deadline_for(world.scheduled, first.id).penalty_percent(now) == 100
 
     deadlines.grant_extension(
         world.scheduled, second, now + timedelta(days=1), world.instructor, "ill"
     )
-    extended = deadlines.deadline_for(world.scheduled, second.id)
+    extended = schedules.deadline_for(world.scheduled, second.id)
     assert extended.extended and extended.penalty_percent(now) == 0
     on_time = submissions.submit(
         second, world.assignment, world.cohort, [grading_world.answer(world.assignment, RIGHT)]

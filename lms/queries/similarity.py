@@ -2,7 +2,7 @@
 rewording comments or reformatting does not hide a copy.
 
 Pure functions on notebooks as parsed JSON (plain dicts); nothing here reads files or the
-database, and nothing imports Flask. `lms.insight` loads the notebooks and calls these.
+database, and nothing imports Flask. `lms.queries.insight` loads the notebooks and calls these.
 
 The steps, for one submission:
 

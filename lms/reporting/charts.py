@@ -35,7 +35,7 @@ CJK_FAMILIES = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Noto Sans CJ
 
 @cache
 def _families() -> list[str]:
-    from lms import pdf_fonts
+    from lms.reporting import pdf_fonts
 
     # The system CJK font the PDFs use, even when matplotlib's font cache predates it.
     found = pdf_fonts.cjk_font()

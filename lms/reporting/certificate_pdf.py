@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from flask_babel import format_date, format_decimal, get_locale
 from flask_babel import gettext as _
 
-from lms import pdf_fonts
 from lms.models import Certificate
+from lms.reporting import pdf_fonts
 
 if TYPE_CHECKING:
     from fpdf import FPDF

@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased, selectinload
 
-from lms import reports
 from lms.extensions import db
 from lms.models import (
     Assignment,
@@ -28,7 +27,7 @@ from lms.models import (
     Submission,
     User,
 )
-from lms.services import similarity
+from lms.queries import marking, similarity
 from lms.storage import blobs, storage
 
 # A score this close to the cell's points counts as full points (scores are floats).
@@ -38,7 +37,7 @@ MAX_FLAGS = 200
 
 
 def _latest_ids(assignment: Assignment, cohort: Cohort | None) -> sa.Select[tuple[int]]:
-    return reports.latest_attempt_ids(assignment.id, cohort.id if cohort else None)
+    return marking.latest_attempt_ids(assignment.id, cohort.id if cohort else None)
 
 
 # --- Pass rates -------------------------------------------------------------------------------
@@ -170,7 +169,7 @@ def similarity_flags(
     assignment: Assignment, cohort: Cohort | None = None, limit: int = MAX_FLAGS
 ) -> list[Flag]:
     """Pairs of latest submissions (of the cohort, if given) whose code is near-identical after
-    normalisation, most alike first (see lms.services.similarity)."""
+    normalisation, most alike first (see lms.queries.similarity)."""
     subs = list(
         db.session.scalars(
             sa.select(Submission)

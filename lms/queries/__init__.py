@@ -1,0 +1,4 @@
+"""Queries: read-only answers shared by pages, exports, the API and services, one home per
+question (enrolments, schedules, grades, gradebook, progress, insight). Nothing here writes or
+commits; queries import the models, storage and each other, never a service or a view.
+"""
