@@ -1,5 +1,5 @@
 """One world with a row of every kind a URL of the app names, for walking every route as every
-role (tests/lms/test_route_roles.py).
+role (tests/lms/views/test_route_roles.py).
 
 Two sides: what the signed-in roles own or govern (program, cohort, course with an assignment,
 the learner's own submission, certificate and lab...) and someone else's (another program with

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json.
 
-Kept beside the routes by hand; tests/lms/test_api.py checks that every route is described
+Kept beside the routes by hand; tests/lms/views/test_api.py checks that every route is described
 (and nothing else), and that the answers match the schemas below.
 """
 

@@ -35,7 +35,7 @@ from tests import grading_world
 from tests.conftest import REDIS_URL
 from tests.grading_world import CRASHING, RIGHT, WRONG, World
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # SQLite database with the SQLite queue; PostgreSQL with Redis: both queues, both databases.
 BACKENDS = pytest.mark.parametrize(
     ("database_url", "queue_kind"),

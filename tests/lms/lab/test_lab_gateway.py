@@ -26,9 +26,9 @@ from lms.lab.client import LabClient
 from lms.lab.hub import free_port
 from lms.lab.kernels import SandboxKernelSpecManager
 from tests import factories
-from tests.lms.test_lab_identity import status
+from tests.lms.lab.test_lab_identity import status
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # A kernel spec only the gateway has: the lab offering it shows its specs are the gateway's.
 MARKER_SPEC = "gateway-marker"
 

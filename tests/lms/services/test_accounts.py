@@ -279,8 +279,8 @@ def test_a_batch_killed_mid_way_resumes_without_mailing_anyone_twice(
     )
     worker = subprocess.Popen(
         [sys.executable, "-c", script, json.dumps(config), str(batch.id)],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
     )
     try:
         deadline = time.monotonic() + 60

@@ -34,7 +34,7 @@ from lms.models import Assignment, LabKernel, LabServer, User
 from lms.services import labs, sessions
 from tests import factories
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HUB_START_TIMEOUT = 60.0
 # Few kernels: a small machine runs the pool, two lab servers and the tests.
 HUB_ENV = {

@@ -69,7 +69,7 @@ def lab(app: Flask, tmp_path: Path) -> Iterator[tuple[str, int, subprocess.Popen
     port = free_port()
     env = {
         "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
         **server.environment(private),
         server.TOKEN_ENV: TOKEN,
     }

@@ -16,7 +16,7 @@ from lms.reporting import exports, report
 from lms.services import completion
 from tests import factories
 from tests.conftest import Auth
-from tests.lms.test_completion import Learners, World, build, make_learners
+from tests.lms.services.test_completion import Learners, World, build, make_learners
 
 
 @pytest.fixture
