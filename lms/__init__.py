@@ -50,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         auth,
         certificates,
-        cli,
+        commands,
         coordinator,
         errors,
         health,
@@ -75,7 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(learner.stopped_bp)
     errors.register(app)
     labels.register(app)
-    app.cli.add_command(cli.lms)
+    app.cli.add_command(commands.lms)
 
     app.add_url_rule("/", "index", index)
     app.after_request(_security_headers)

@@ -1,0 +1,125 @@
+"""The long-running processes besides gunicorn: `lms worker` (its life is in lms.worker) and
+`lms labs` (the lab hub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lms.commands import fail, lms
+
+
+@lms.command("worker")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes (default LMS_WORKERS).")
+def worker_command(workers: int | None) -> None:
+    """Run the queue consumer: grading (instant feedback first), mail, invitations, exports."""
+    from flask import current_app
+
+    from lms import worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    worker.serve(app, workers or int(app.config["WORKERS"]), say=click.echo)
+
+
+@lms.command("labs")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where browsers connect.")
+@click.option("--port", default=8000, show_default=True, help="Where browsers connect.")
+@click.option(
+    "--lms-url",
+    default="http://127.0.0.1:8001",
+    show_default=True,
+    help="The LMS (gunicorn) that serves every path but the labs.",
+)
+@click.option(
+    "--api-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Where the LMS and lab servers reach the hub's API (port from LMS_LAB_HUB_URL).",
+)
+def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
+    """Run the lab hub: the site's entry point (a proxy to the LMS and the learners' lab
+    servers), the lab servers themselves and their pool of sandboxed kernels."""
+    import asyncio
+    import logging
+    import signal
+    from urllib.parse import urlsplit
+
+    from flask import current_app
+
+    from autograder.gpu import GpuSlots
+    from autograder.pool import KernelPool
+    from autograder.sandbox import SandboxPolicy, SandboxUnavailable
+    from lms.lab.hub import CPU, GPU, LabHub, Settings, make_proxy, serve
+    from lms.services.labs import DatabaseRecorder, session_owner
+    from lms.storage import storage
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings(
+        secret_key=str(config["SECRET_KEY"]),
+        data_dir=storage().local_folder("workspaces").parent,
+        session_cookie=str(config.get("SESSION_COOKIE_NAME") or "session"),
+        session_max_age=int(app.permanent_session_lifetime.total_seconds()),
+        session_owner=session_owner(app),
+        trusted_proxies=max(1, int(config["TRUSTED_PROXIES"])),
+        sandbox=str(config["SANDBOX"]),
+        max_servers=int(config["LAB_SERVERS"]),
+        kernels=int(config["LAB_KERNELS"]),
+        kernels_per_learner=int(config["LAB_KERNELS_PER_LEARNER"]),
+        idle_seconds=float(config["LAB_IDLE_MINUTES"]) * 60,
+        gpu_idle_seconds=float(config["LAB_GPU_IDLE_MINUTES"]) * 60,
+        gateway_url=str(config["KERNEL_GATEWAY_URL"]),
+        gateway_token=str(config["KERNEL_GATEWAY_TOKEN"]),
+    )
+    shortest = min(settings.idle_seconds, settings.gpu_idle_seconds)
+    settings.cull_every_seconds = max(1.0, min(60.0, shortest / 6))
+    recorder = DatabaseRecorder(app)
+    recorder.all_stopped("hub restarted")
+    pools: dict[str, KernelPool] = {}
+    if not settings.gateway_url:
+        slots = GpuSlots.parse(str(config["GPU_SLOTS"]), Path(config["GPU_DEVICE_ROOT"]))
+        mode = str(config["SANDBOX"])
+        preload = [m.strip() for m in str(config["LAB_PRELOAD"]).split(",") if m.strip()]
+        try:
+            pools[CPU] = KernelPool(
+                settings.kernels,
+                SandboxPolicy(mode=mode),
+                preload=preload,
+                folder="lab",
+                unset_env=("NBGRADER_EXECUTION",),  # a lab is not an autograder run
+                guard=False,  # labs are not graded
+            )
+            if slots.available:  # one sandbox per slot, with only that slot's device files
+                pools[GPU] = KernelPool(
+                    len(slots.devices),
+                    SandboxPolicy(mode=mode),
+                    preload=preload,
+                    gpu=True,
+                    gpu_slots=slots,
+                    folder="lab",
+                    unset_env=("NBGRADER_EXECUTION",),
+                    guard=False,
+                )
+        except SandboxUnavailable as e:
+            for pool in pools.values():
+                pool.close()
+            fail(str(e))
+    api_port = urlsplit(str(config["LAB_HUB_URL"])).port or 8091
+    hub = LabHub(settings, pools, recorder, None, api_port, api_host)
+    hub.proxy = make_proxy(lms_url, hub)
+    click.echo(f"Lab hub: http://{host}:{port}/ (LMS at {lms_url}, API on {api_port})")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
+        await serve(hub, (host, port), stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        for pool in pools.values():
+            pool.close()
