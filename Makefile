@@ -7,6 +7,10 @@ PORT ?= 8000
 LMS_PORT ?= $(shell echo $$(($(PORT) + 1)))
 HUB_API_PORT ?= $(shell echo $$(($(PORT) + 2)))
 PYTHON ?= python3
+# Test processes (pytest-xdist); 1 runs the suite in this process. Tests that share the host's
+# GPU slots, and the browser journeys, keep to one worker each (xdist_group).
+TEST_WORKERS ?= 1
+PYTEST_PARALLEL := $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 # nbgrader and our own commands shell out to tools in the venv.
 export PATH := $(BIN):$(PATH)
 export FLASK_APP := wsgi
@@ -60,8 +64,9 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
+# tests.services starts a throwaway PostgreSQL and Redis when none answer (see its docstring).
 test: $(VENV)/.dev translations lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.services $(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 	$(BIN)/flask lms check-courses
 
 clean:

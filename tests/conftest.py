@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -30,7 +31,22 @@ from tests.mailserver import MailServer
 PG_URL = os.environ.get(
     "LMS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("LMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_of_this_worker(url: str) -> str:
+    """Under pytest-xdist each worker (gw0, gw1, ...) gets a Redis database of its own, counting
+    down from the URL's (tests flush theirs)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 15) - int(worker[2:])
+    if database < 0:
+        raise RuntimeError(f"too many test workers for the Redis databases below {url}")
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+REDIS_URL = _redis_of_this_worker(os.environ.get("LMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 PASSWORD = "correct-horse-battery"
 
 
@@ -203,3 +219,21 @@ def needs(condition: bool, what: str) -> None:
     if os.environ.get("LMS_TEST_UNPRIVILEGED") == "1":
         pytest.skip(f"needs {what} (LMS_TEST_UNPRIVILEGED=1)")
     pytest.fail(f"needs {what}, as CI has (set LMS_TEST_UNPRIVILEGED=1 to skip on a dev machine)")
+
+
+# Under pytest-xdist (`make test TEST_WORKERS=n`, --dist loadgroup), tests that must not overlap
+# run on one worker: the browser journeys share one `make run` server, and the GPU-slot tests
+# lease the host's (fake) GPU slots, which a second worker would wait for.
+ONE_WORKER_GROUPS = {
+    "tests/e2e/": "e2e",
+    "tests/lms/lab/test_lab_hub.py": "gpu-slots",
+    "tests/autograder/test_grading.py": "gpu-slots",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        for prefix, group in ONE_WORKER_GROUPS.items():
+            if path.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
