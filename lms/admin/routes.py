@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-import sqlalchemy.orm
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
 from lms.access import guard_blueprint
@@ -26,7 +23,6 @@ from lms.admin.forms import (
 )
 from lms.extensions import db
 from lms.models import (
-    Cohort,
     Course,
     Enrolment,
     Organisation,
@@ -36,6 +32,7 @@ from lms.models import (
     RoleGrant,
     User,
 )
+from lms.queries import directory, enrolments
 from lms.services import ServiceError, accounts, audit, learner_import, people, programs, users
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -45,34 +42,20 @@ PER_PAGE = 50
 NONE_CHOICE = SelectChoice(0, "—")
 
 
-def _choices(
-    id_column: sa.orm.InstrumentedAttribute[int], label: sa.orm.InstrumentedAttribute[str]
-) -> list[SelectChoice]:
-    """Options for a select field: rows by label."""
-    query = sa.select(id_column, label).order_by(label)
-    return [SelectChoice(row_id, text) for row_id, text in db.session.execute(query).tuples()]
-
-
-def _count(model: type[User | Program | Cohort | Organisation | Enrolment]) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
+def _choices(rows: list[tuple[int, str]]) -> list[SelectChoice]:
+    """Options for a select field from (id, label) rows."""
+    return [SelectChoice(row_id, text) for row_id, text in rows]
 
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
-    counts = {
-        "users": _count(User),
-        "programs": _count(Program),
-        "cohorts": _count(Cohort),
-        "organisations": _count(Organisation),
-        "enrolments": _count(Enrolment),
-    }
-    return render_template("admin/home.html", counts=counts)
+    return render_template("admin/home.html", counts=directory.totals())
 
 
 @bp.route("/users", methods=["GET", "POST"])
 def user_list() -> ResponseReturnValue:
     form = UserForm()
-    form.organisation.choices = [NONE_CHOICE, *_choices(Organisation.id, Organisation.name)]
+    form.organisation.choices = [NONE_CHOICE, *_choices(directory.organisation_options())]
     if form.validate_on_submit():
         try:
             user = users.create_user(
@@ -87,14 +70,8 @@ def user_list() -> ResponseReturnValue:
         else:
             flash(_("User %(email)s created.", email=user.email), "info")
             return redirect(url_for(".user_detail", user_id=user.id))
-    query = sa.select(User).options(selectinload(User.grants)).order_by(User.email)
     q = request.args.get("q", "").strip()
-    if q:
-        pattern = f"%{q.lower()}%"
-        query = query.where(
-            sa.or_(User.email.like(pattern), sa.func.lower(User.name).like(pattern))
-        )
-    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    page = db.paginate(directory.users_matching(q), per_page=PER_PAGE, error_out=False)
     status = 400 if form.errors else 200
     return render_template("admin/users.html", form=form, page=page, q=q), status
 
@@ -103,8 +80,8 @@ def user_list() -> ResponseReturnValue:
 def user_detail(user_id: int) -> ResponseReturnValue:
     user = db.get_or_404(User, user_id)
     form = GrantForm()
-    form.program.choices = [NONE_CHOICE, *_choices(Program.id, Program.name)]
-    form.course.choices = [NONE_CHOICE, *_choices(Course.id, Course.title)]
+    form.program.choices = [NONE_CHOICE, *_choices(directory.program_options())]
+    form.course.choices = [NONE_CHOICE, *_choices(directory.course_options())]
     if form.validate_on_submit():
         try:
             users.grant_role(
@@ -119,11 +96,6 @@ def user_detail(user_id: int) -> ResponseReturnValue:
         else:
             flash(_("Role granted."), "info")
             return redirect(url_for(".user_detail", user_id=user.id))
-    enrolments = db.session.scalars(
-        sa.select(Enrolment)
-        .where(Enrolment.user_id == user.id)
-        .options(selectinload(Enrolment.cohort))
-    ).all()
     return render_template(
         "admin/user.html",
         user=user,
@@ -133,7 +105,7 @@ def user_detail(user_id: int) -> ResponseReturnValue:
         erase_form=EraseForm(),
         merge_form=MergeForm(),
         action_form=DeleteForm(),
-        enrolments=enrolments,
+        enrolments=enrolments.user_enrolments(user.id),
         events=audit.of(user),
         invitation=accounts.states([user.id]).get(user.id),
     )
@@ -308,8 +280,7 @@ def program_list() -> ResponseReturnValue:
         else:
             flash(_("Program %(name)s created.", name=program.name), "info")
             return redirect(url_for(".program_list"))
-    rows = db.session.scalars(sa.select(Program).order_by(Program.name)).all()
-    return render_template("admin/programs.html", form=form, programs=rows), (
+    return render_template("admin/programs.html", form=form, programs=directory.programs()), (
         400 if form.errors else 200
     )
 
@@ -317,9 +288,9 @@ def program_list() -> ResponseReturnValue:
 @bp.route("/cohorts", methods=["GET", "POST"])
 def cohort_list() -> ResponseReturnValue:
     form = CohortForm()
-    form.program.choices = _choices(Program.id, Program.name)
-    form.organisation.choices = [NONE_CHOICE, *_choices(Organisation.id, Organisation.name)]
-    form.courses.choices = _choices(Course.id, Course.title)
+    form.program.choices = _choices(directory.program_options())
+    form.organisation.choices = [NONE_CHOICE, *_choices(directory.organisation_options())]
+    form.courses.choices = _choices(directory.course_options())
     if form.validate_on_submit():
         program = db.session.get(Program, form.program.data)
         if program is None:
@@ -332,28 +303,23 @@ def cohort_list() -> ResponseReturnValue:
                 form.ends_on.data,
                 slug=form.slug.data or None,
                 organisation=db.session.get(Organisation, form.organisation.data),
-                courses=db.session.scalars(
-                    sa.select(Course).where(Course.id.in_(form.courses.data or []))
-                ).all(),
+                courses=directory.courses_with_ids(form.courses.data or []),
             )
         except ServiceError as e:
             flash(str(e), "error")
         else:
             flash(_("Cohort %(name)s created.", name=cohort.name), "info")
             return redirect(url_for(".cohort_detail", slug=cohort.slug))
-    rows = db.session.scalars(
-        sa.select(Cohort)
-        .options(selectinload(Cohort.program), selectinload(Cohort.organisation))
-        .order_by(Cohort.starts_on.desc())
-    ).all()
-    return render_template("admin/cohorts.html", form=form, cohorts=rows), (
+    return render_template("admin/cohorts.html", form=form, cohorts=directory.cohorts()), (
         400 if form.errors else 200
     )
 
 
 @bp.route("/cohorts/<slug>", methods=["GET", "POST"])
 def cohort_detail(slug: str) -> ResponseReturnValue:
-    cohort = db.first_or_404(sa.select(Cohort).where(Cohort.slug == slug))
+    cohort = directory.cohort_by_slug(slug)
+    if cohort is None:
+        abort(404)
     form = ImportForm()
     import_errors: list[learner_import.RowError] = []
     status = 200
@@ -384,15 +350,7 @@ def cohort_detail(slug: str) -> ResponseReturnValue:
             return redirect(url_for(".cohort_detail", slug=cohort.slug))
     elif form.errors:
         status = 400
-    page = db.paginate(
-        sa.select(Enrolment)
-        .where(Enrolment.cohort_id == cohort.id)
-        .options(selectinload(Enrolment.user))
-        .join(Enrolment.user)
-        .order_by(User.email),
-        per_page=PER_PAGE,
-        error_out=False,
-    )
+    page = db.paginate(enrolments.cohort_roster(cohort.id), per_page=PER_PAGE, error_out=False)
     return render_template(
         "admin/cohort.html", cohort=cohort, form=form, page=page, import_errors=import_errors
     ), status
@@ -409,7 +367,6 @@ def organisation_list() -> ResponseReturnValue:
         else:
             flash(_("Organisation %(name)s created.", name=org.name), "info")
             return redirect(url_for(".organisation_list"))
-    rows = db.session.scalars(sa.select(Organisation).order_by(Organisation.name)).all()
-    return render_template("admin/organisations.html", form=form, organisations=rows), (
-        400 if form.errors else 200
-    )
+    return render_template(
+        "admin/organisations.html", form=form, organisations=directory.organisations()
+    ), (400 if form.errors else 200)

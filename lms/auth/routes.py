@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -37,6 +36,7 @@ from lms.auth.forms import (
 from lms.extensions import limiter
 from lms.models import LinkPurpose, User
 from lms.services import ServiceError, accounts, login_throttle, people, sessions, users
+from lms.urls import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -93,16 +93,6 @@ def _throttled(form: LoginForm, wait: int) -> ResponseReturnValue:
     response = make_response(render_template("auth/login.html", form=form), 429)
     response.headers["Retry-After"] = str(wait)
     return response
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only same-site paths: no scheme, no host, no protocol-relative //host."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 @bp.post("/logout")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -24,13 +23,14 @@ from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from lms.auth.routes import safe_next
 from lms.certificates.forms import IssueForm
-from lms.extensions import db, limiter, login_manager
-from lms.models import Certificate, Cohort, Role
+from lms.extensions import limiter, login_manager
+from lms.models import Certificate, Role
+from lms.queries import directory
 from lms.reporting import certificate_pdf
 from lms.scopes import coordinated_program_ids, may_see
 from lms.services import ServiceError, certificates
+from lms.urls import safe_next
 
 bp = Blueprint("certificates", __name__)
 
@@ -117,7 +117,7 @@ def issue(cohort_slug: str) -> ResponseReturnValue:
     _signed_in()
     if not (current_user.is_admin or current_user.has_role(Role.COORDINATOR)):
         abort(403)
-    cohort = db.session.scalar(sa.select(Cohort).where(Cohort.slug == cohort_slug))
+    cohort = directory.cohort_by_slug(cohort_slug)
     if cohort is None or not may_see(coordinated_program_ids(current_user), cohort.program_id):
         abort(404)
     form = IssueForm()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal
@@ -15,9 +14,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from lms.access import guard_blueprint
-from lms.extensions import db
 from lms.models import Cohort, Program, Role
-from lms.queries import enrolments, gradebook, progress
+from lms.queries import directory, enrolments, gradebook, progress
 from lms.scopes import coordinated_program_ids, may_see
 from lms.services import certificates, labs
 
@@ -34,14 +32,14 @@ def home() -> ResponseReturnValue:
 
 
 def program_or_404(slug: str) -> Program:
-    found = db.session.scalar(sa.select(Program).where(Program.slug == slug))
+    found = directory.program_by_slug(slug)
     if found is None or not may_see(coordinated_program_ids(current_user), found.id):
         abort(404)
     return found
 
 
 def cohort_or_404(slug: str) -> Cohort:
-    found = db.session.scalar(sa.select(Cohort).where(Cohort.slug == slug))
+    found = directory.cohort_by_slug(slug)
     if found is None or not may_see(coordinated_program_ids(current_user), found.program_id):
         abort(404)
     return found

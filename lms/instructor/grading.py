@@ -4,6 +4,9 @@ audit trail of every grade.
 
 Learner work is shown as text only: sources and outputs are escaped by the templates, and the
 feedback HTML is served with a policy that lets it run nothing.
+
+Over 400 lines on purpose: the pages of one workflow (batches, grading by hand, history)
+share the same lookups and forms; apart, each module would import the others'.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_timedelta, ngettext
@@ -30,10 +32,10 @@ from lms.instructor.forms import (
     QuestionGradeForm,
     RegradeForm,
 )
-from lms.instructor.routes import _my_assignment, bp
+from lms.instructor.lookups import my_assignment
+from lms.instructor.routes import bp
 from lms.models import (
     Assignment,
-    AssignmentNotebook,
     CellKind,
     Cohort,
     Course,
@@ -42,7 +44,7 @@ from lms.models import (
     GradingBatch,
     Submission,
 )
-from lms.queries import enrolments, marking
+from lms.queries import coursework, enrolments, marking
 from lms.scopes import may_see, taught_course_ids
 from lms.services import grading
 from lms.storage import blobs
@@ -52,7 +54,7 @@ from lms.storage import blobs
 
 @bp.get("/courses/<slug>/assignments/<assignment_slug>/submissions")
 def submissions(slug: str, assignment_slug: str) -> ResponseReturnValue:
-    course, assignment = _my_assignment(slug, assignment_slug)
+    course, assignment = my_assignment(slug, assignment_slug)
     cohorts = enrolments.course_cohorts(course.id)
     cohort = _chosen_cohort(cohorts, request.args.get("cohort", ""))
     latest = grading.latest_submissions(assignment, cohort)
@@ -74,7 +76,7 @@ def submissions(slug: str, assignment_slug: str) -> ResponseReturnValue:
 
 @bp.post("/courses/<slug>/assignments/<assignment_slug>/batches")
 def autograde_all(slug: str, assignment_slug: str) -> ResponseReturnValue:
-    course, assignment = _my_assignment(slug, assignment_slug)
+    course, assignment = my_assignment(slug, assignment_slug)
     form = AutogradeAllForm()  # its CSRF token is checked for every POST by CSRFProtect
     cohort = _chosen_cohort(enrolments.course_cohorts(course.id), form.cohort.data or "")
     return _start_batch(course, assignment, cohort, None)
@@ -82,7 +84,7 @@ def autograde_all(slug: str, assignment_slug: str) -> ResponseReturnValue:
 
 @bp.post("/courses/<slug>/assignments/<assignment_slug>/regrade")
 def regrade(slug: str, assignment_slug: str) -> ResponseReturnValue:
-    course, assignment = _my_assignment(slug, assignment_slug)
+    course, assignment = my_assignment(slug, assignment_slug)
     form = RegradeForm()
     cohort = _chosen_cohort(enrolments.course_cohorts(course.id), form.cohort.data or "")
     if not form.validate_on_submit():
@@ -159,7 +161,7 @@ def cancel_batch(batch_id: int) -> ResponseReturnValue:
 
 @bp.get("/courses/<slug>/assignments/<assignment_slug>/grade")
 def grade_questions(slug: str, assignment_slug: str) -> ResponseReturnValue:
-    course, assignment = _my_assignment(slug, assignment_slug)
+    course, assignment = my_assignment(slug, assignment_slug)
     cohorts = enrolments.course_cohorts(course.id)
     cohort = _chosen_cohort(cohorts, request.args.get("cohort", ""))
     latest = grading.latest_submissions(assignment, cohort)
@@ -178,7 +180,7 @@ def grade_questions(slug: str, assignment_slug: str) -> ResponseReturnValue:
 
 @bp.route("/courses/<slug>/assignments/<assignment_slug>/grade/<grade_id>", methods=["GET", "POST"])
 def grade_question(slug: str, assignment_slug: str, grade_id: str) -> ResponseReturnValue:
-    course, assignment = _my_assignment(slug, assignment_slug)
+    course, assignment = my_assignment(slug, assignment_slug)
     cell = _graded_cell(assignment, grade_id, request.args.get("notebook"))
     cohorts = enrolments.course_cohorts(course.id)
     cohort = _chosen_cohort(cohorts, request.args.get("cohort", ""))
@@ -366,14 +368,7 @@ def _chosen_cohort(cohorts: list[Cohort], slug: str) -> Cohort | None:
 
 
 def _graded_cell(assignment: Assignment, grade_id: str, notebook: str | None) -> GradedCell:
-    query = (
-        sa.select(GradedCell)
-        .join(AssignmentNotebook, AssignmentNotebook.id == GradedCell.notebook_id)
-        .where(AssignmentNotebook.assignment_id == assignment.id, GradedCell.grade_id == grade_id)
-    )
-    if notebook:
-        query = query.where(AssignmentNotebook.name == notebook)
-    found = db.session.scalar(query.order_by(AssignmentNotebook.name).limit(1))
+    found = coursework.graded_cell(assignment.id, grade_id, notebook)
     if found is None:
         abort(404)
     return found

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -15,7 +14,8 @@ from wtforms.fields.choices import SelectChoice
 
 from lms.extensions import db
 from lms.instructor.insight_forms import ExtensionForm, FeedbackForm, PolicyForm
-from lms.instructor.routes import _my_assignment, bp
+from lms.instructor.lookups import my_assignment
+from lms.instructor.routes import bp
 from lms.models import (
     Assignment,
     Cohort,
@@ -23,9 +23,8 @@ from lms.models import (
     Course,
     Submission,
     User,
-    cohort_courses,
 )
-from lms.queries import insight, schedules, similarity
+from lms.queries import enrolments, insight, schedules, similarity
 from lms.services import deadlines, grading
 
 COHORT_PATH = "/courses/<slug>/assignments/<assignment_slug>/cohorts/<cohort_slug>"
@@ -33,11 +32,7 @@ COHORT_PATH = "/courses/<slug>/assignments/<assignment_slug>/cohorts/<cohort_slu
 
 def _course_cohort(course: Course, cohort_slug: str) -> Cohort:
     """A cohort taking the course (404 for any other)."""
-    found = db.session.scalar(
-        sa.select(Cohort)
-        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
-        .where(Cohort.slug == cohort_slug, cohort_courses.c.course_id == course.id)
-    )
+    found = enrolments.course_cohort(course.id, cohort_slug)
     if found is None:
         abort(404)
     return found
@@ -46,7 +41,7 @@ def _course_cohort(course: Course, cohort_slug: str) -> Cohort:
 def _scheduled(
     slug: str, assignment_slug: str, cohort_slug: str
 ) -> tuple[Course, Assignment, Cohort, CohortAssignment]:
-    course, assignment = _my_assignment(slug, assignment_slug)
+    course, assignment = my_assignment(slug, assignment_slug)
     cohort = _course_cohort(course, cohort_slug)
     scheduled = schedules.schedule(cohort.id, assignment.id)
     if scheduled is None:
@@ -146,13 +141,8 @@ def _cohort_args(course: Course, assignment: Assignment, cohort: Cohort) -> dict
 
 @bp.get("/courses/<slug>/assignments/<assignment_slug>/insight", endpoint="insight")
 def insight_page(slug: str, assignment_slug: str) -> ResponseReturnValue:
-    course, assignment = _my_assignment(slug, assignment_slug)
-    cohorts = db.session.scalars(
-        sa.select(Cohort)
-        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
-        .where(cohort_courses.c.course_id == course.id)
-        .order_by(Cohort.starts_on.desc(), Cohort.name)
-    ).all()
+    course, assignment = my_assignment(slug, assignment_slug)
+    cohorts = enrolments.course_cohorts(course.id)
     chosen = request.args.get("cohort", "")
     cohort = next((c for c in cohorts if c.slug == chosen), None)
     if chosen and cohort is None:
@@ -173,7 +163,7 @@ def insight_page(slug: str, assignment_slug: str) -> ResponseReturnValue:
 
 @bp.get("/courses/<slug>/assignments/<assignment_slug>/similarity/<int:sub_a>/<int:sub_b>")
 def similarity_pair(slug: str, assignment_slug: str, sub_a: int, sub_b: int) -> ResponseReturnValue:
-    course, assignment = _my_assignment(slug, assignment_slug)
+    course, assignment = my_assignment(slug, assignment_slug)
     a, b = db.session.get(Submission, sub_a), db.session.get(Submission, sub_b)
     # Both of this assignment, so of a course I teach; anything else is answered as missing.
     if a is None or b is None or {a.assignment_id, b.assignment_id} != {assignment.id}:

@@ -28,6 +28,7 @@ from lms.access import guard_blueprint
 from lms.extensions import db
 from lms.invitations.forms import HandOutLinksForm, InviteCohortForm, InviteOneForm, ResumeForm
 from lms.models import Cohort, Enrolment, InvitationBatch, Role, User
+from lms.queries import directory, enrolments
 from lms.scopes import coordinated_program_ids, may_see, taught_course_ids
 from lms.services import ServiceError, accounts
 
@@ -57,7 +58,7 @@ def may_hand_out_links(user: User, cohort: Cohort) -> bool:
 
 
 def cohort_or_404(slug: str) -> Cohort:
-    found = db.session.scalar(sa.select(Cohort).where(Cohort.slug == slug))
+    found = directory.cohort_by_slug(slug)
     if found is None or not may_invite(current_user, found):
         abort(404)
     return found
@@ -67,22 +68,9 @@ def cohort_or_404(slug: str) -> Cohort:
 def overview(cohort_slug: str) -> ResponseReturnValue:
     cohort = cohort_or_404(cohort_slug)
     wanted = request.args.get("state", "")
-    query = (
-        sa.select(Enrolment)
-        .join(Enrolment.user)
-        .where(Enrolment.cohort_id == cohort.id)
-        .options(sa.orm.selectinload(Enrolment.user))
-        .order_by(User.email)
-    )
-    query = _filtered(query, cohort, wanted)
+    query = _filtered(enrolments.cohort_roster(cohort.id), cohort, wanted)
     page = db.paginate(query, per_page=PER_PAGE, error_out=False)
     states = accounts.states(e.user_id for e in page.items)
-    batches = db.session.scalars(
-        sa.select(InvitationBatch)
-        .where(InvitationBatch.cohort_id == cohort.id)
-        .order_by(InvitationBatch.id.desc())
-        .limit(5)
-    ).all()
     return render_template(
         "invitations/overview.html",
         cohort=cohort,
@@ -90,7 +78,7 @@ def overview(cohort_slug: str) -> ResponseReturnValue:
         states=states,
         counts=accounts.state_counts(cohort),
         wanted=wanted if wanted in STATES else "",
-        batches=batches,
+        batches=directory.invitation_batches(cohort.id),
         cohort_form=InviteCohortForm(),
         links_form=HandOutLinksForm() if may_hand_out_links(current_user, cohort) else None,
         one_form=InviteOneForm(),
@@ -120,9 +108,7 @@ def send(cohort_slug: str) -> ResponseReturnValue:
 @bp.post("/learners/<int:user_id>")
 def invite_one(cohort_slug: str, user_id: int) -> ResponseReturnValue:
     cohort = cohort_or_404(cohort_slug)
-    enrolment = db.session.scalar(
-        sa.select(Enrolment).where(Enrolment.cohort_id == cohort.id, Enrolment.user_id == user_id)
-    )
+    enrolment = enrolments.cohort_enrolment(cohort.id, user_id)
     if enrolment is None:
         abort(404)
     if InviteOneForm().validate_on_submit():

@@ -28,12 +28,9 @@ from flask_login import current_user, login_required
 
 from lms.extensions import csrf
 from lms.learner.forms import LabSubmitForm, OpenLabForm, ResetForm
-from lms.learner.routes import (
-    _cohort_course,
-    _say_submitted,
-    _scheduled_assignment,
-    bp,
-)
+from lms.learner.lookups import cohort_course, scheduled_assignment
+from lms.learner.notices import say_submitted
+from lms.learner.routes import bp
 from lms.models import Cohort, Course, utcnow
 from lms.queries import schedules
 from lms.services import grading, labs, submissions, workspaces
@@ -43,8 +40,8 @@ def _open_assignment(
     cohort_slug: str, course_slug: str, assignment_slug: str
 ) -> tuple[Cohort, Course, schedules.ScheduledAssignment]:
     """The assignment, open to this learner now (its lab exists only then), or 404."""
-    cohort, course = _cohort_course(cohort_slug, course_slug)
-    row = _scheduled_assignment(cohort, course, assignment_slug)
+    cohort, course = cohort_course(cohort_slug, course_slug)
+    row = scheduled_assignment(cohort, course, assignment_slug)
     if row.release is None or not row.is_open(utcnow()):
         abort(404)
     return cohort, course, row
@@ -153,7 +150,7 @@ def lab_submit(cohort_slug: str, course_slug: str, assignment_slug: str) -> Resp
         flash(str(e), "error")
         return redirect(request.referrer or _back(cohort, course, row))
     job = grading.request_instant_feedback(outcome.submission) if outcome.created else None
-    _say_submitted(outcome, job)
+    say_submitted(outcome, job)
     return redirect(url_for("learner.submission", submission_id=outcome.submission.id))
 
 

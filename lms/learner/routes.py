@@ -8,7 +8,6 @@ import secrets
 import zipfile
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -25,18 +24,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
-from sqlalchemy.orm import selectinload
 
 from lms import feedback_page
 from lms.access import guard_blueprint, is_learner
 from lms.extensions import db
 from lms.learner.forms import LabSubmitForm, OpenLabForm, SubmitForm
+from lms.learner.lookups import cohort_course, scheduled_assignment
+from lms.learner.notices import say_submitted
 from lms.models import (
     CellKind,
     Cohort,
     Course,
-    Enrolment,
-    EnrolmentStatus,
     GradedCell,
     GradingJob,
     JobKind,
@@ -54,19 +52,9 @@ guard_blueprint(bp, is_learner)
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
-    enrolments = db.session.scalars(
-        sa.select(Enrolment)
-        .where(Enrolment.user_id == current_user.id, Enrolment.status != EnrolmentStatus.WITHDRAWN)
-        .options(
-            selectinload(Enrolment.cohort).selectinload(Cohort.courses),
-            selectinload(Enrolment.cohort).selectinload(Cohort.program),
-        )
-        .join(Enrolment.cohort)
-        .order_by(Cohort.starts_on.desc())
-    ).all()
     return render_template(
         "learner/home.html",
-        enrolments=enrolments,
+        enrolments=enrolments.live_enrolments(current_user.id),
         certificates=certificates.of_learner(current_user.id),
     )
 
@@ -118,20 +106,9 @@ def utc(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
 
 
-def _cohort_course(cohort_slug: str, course_slug: str) -> tuple[Cohort, Course]:
-    """The cohort (which the learner must be in) and one of its courses, or 404."""
-    enrolment = enrolments.learner_enrolment(current_user.id, cohort_slug)
-    if enrolment is None:
-        abort(404)
-    course = next((c for c in enrolment.cohort.courses if c.slug == course_slug), None)
-    if course is None:
-        abort(404)
-    return enrolment.cohort, course
-
-
 @bp.get("/cohorts/<cohort_slug>/courses/<course_slug>")
 def course(cohort_slug: str, course_slug: str) -> ResponseReturnValue:
-    cohort, found = _cohort_course(cohort_slug, course_slug)
+    cohort, found = cohort_course(cohort_slug, course_slug)
     rows = schedules.cohort_course_assignments(cohort, found)
     extended = schedules.extended_due_dates(current_user.id, cohort.id)
     return render_template(
@@ -147,8 +124,8 @@ def course(cohort_slug: str, course_slug: str) -> ResponseReturnValue:
 @bp.get("/cohorts/<cohort_slug>/courses/<course_slug>/<assignment_slug>.zip")
 def download(cohort_slug: str, course_slug: str, assignment_slug: str) -> ResponseReturnValue:
     """The release notebooks and data of an open assignment, as a zip."""
-    cohort, found = _cohort_course(cohort_slug, course_slug)
-    row = _scheduled_assignment(cohort, found, assignment_slug)
+    cohort, found = cohort_course(cohort_slug, course_slug)
+    row = scheduled_assignment(cohort, found, assignment_slug)
     if row.release is None or not row.is_open(utcnow()):
         abort(404)
     files = storage()
@@ -165,30 +142,14 @@ def download(cohort_slug: str, course_slug: str, assignment_slug: str) -> Respon
     )
 
 
-def _scheduled_assignment(
-    cohort: Cohort, course: Course, assignment_slug: str
-) -> schedules.ScheduledAssignment:
-    row = next(
-        (
-            r
-            for r in schedules.cohort_course_assignments(cohort, course)
-            if r.assignment.slug == assignment_slug
-        ),
-        None,
-    )
-    if row is None:
-        abort(404)
-    return row
-
-
 @bp.route(
     "/cohorts/<cohort_slug>/courses/<course_slug>/<assignment_slug>/", methods=["GET", "POST"]
 )
 def assignment(cohort_slug: str, course_slug: str, assignment_slug: str) -> ResponseReturnValue:
     """The assignment as this learner meets it (dates, own extension, late rule), the upload
     form and the learner's attempts."""
-    cohort, found = _cohort_course(cohort_slug, course_slug)
-    row = _scheduled_assignment(cohort, found, assignment_slug)
+    cohort, found = cohort_course(cohort_slug, course_slug)
+    row = scheduled_assignment(cohort, found, assignment_slug)
     form = SubmitForm()
     refused = False
     if form.validate_on_submit():
@@ -202,7 +163,7 @@ def assignment(cohort_slug: str, course_slug: str, assignment_slug: str) -> Resp
             refused = True
         else:
             job = grading.request_instant_feedback(outcome.submission) if outcome.created else None
-            _say_submitted(outcome, job)
+            say_submitted(outcome, job)
             return redirect(url_for(".submission", submission_id=outcome.submission.id))
     # A fresh key per page shown: sending this page's form twice makes one submission.
     form.submit_key.data = secrets.token_urlsafe(24)
@@ -221,32 +182,6 @@ def assignment(cohort_slug: str, course_slug: str, assignment_slug: str) -> Resp
     # Back to this page means a new key: a changed notebook sent from it is a new attempt.
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _say_submitted(outcome: submissions.Outcome, job: GradingJob | None) -> None:
-    submission = outcome.submission
-    if not outcome.created:
-        flash(
-            _(
-                "Already submitted as attempt %(attempt)d: nothing new was stored.",
-                attempt=submission.attempt,
-            ),
-            "info",
-        )
-        return
-    flash(_("Attempt %(attempt)d submitted.", attempt=submission.attempt), "info")
-    if not submission.assignment.instant_feedback:
-        return
-    if job is not None:
-        flash(_("Your notebook is being checked: the test results appear here."), "info")
-    else:
-        flash(
-            _(
-                "You have used this hour's instant feedback checks: this attempt is graded "
-                "later, with everyone's."
-            ),
-            "info",
-        )
 
 
 def _assignment_page(

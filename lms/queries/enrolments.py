@@ -1,6 +1,6 @@
-"""Enrolment counts: who counts toward a target, per program and course, and a learner's
-enrolment. One definition of enrolled and completed (COUNTED, COMPLETED), used by every page,
-export and the API."""
+"""Enrolment counts: who counts toward a target, per program and course, a learner's
+enrolments and cohorts, a cohort's roster and the cohorts taking a course. One definition of
+enrolled and completed (COUNTED, COMPLETED), used by every page, export and the API."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.orm import contains_eager, selectinload
 
 from lms.extensions import db
 from lms.models import (
@@ -16,6 +17,7 @@ from lms.models import (
     Enrolment,
     EnrolmentStatus,
     Program,
+    User,
     cohort_courses,
 )
 
@@ -107,4 +109,104 @@ def course_cohorts(course_id: int) -> list[Cohort]:
             .where(cohort_courses.c.course_id == course_id)
             .order_by(Cohort.starts_on.desc(), Cohort.name)
         )
+    )
+
+
+def course_cohorts_with_programs(course_id: int) -> list[Cohort]:
+    """The cohorts taking the course with their programs, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Cohort)
+            .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
+            .where(cohort_courses.c.course_id == course_id)
+            .options(selectinload(Cohort.program))
+            .order_by(Cohort.starts_on.desc())
+        )
+    )
+
+
+def course_cohort(course_id: int, cohort_slug: str) -> Cohort | None:
+    """The cohort with that slug if it takes the course, else None."""
+    return db.session.scalar(
+        sa.select(Cohort)
+        .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
+        .where(Cohort.slug == cohort_slug, cohort_courses.c.course_id == course_id)
+    )
+
+
+def learner_cohorts(user_id: int, course_id: int) -> list[Cohort]:
+    """The cohorts the user learns in (not withdrawn) that take the course, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Cohort)
+            .join(Enrolment, Enrolment.cohort_id == Cohort.id)
+            .join(cohort_courses, cohort_courses.c.cohort_id == Cohort.id)
+            .where(
+                Enrolment.user_id == user_id,
+                Enrolment.status != EnrolmentStatus.WITHDRAWN,
+                cohort_courses.c.course_id == course_id,
+            )
+            .order_by(Cohort.starts_on.desc(), Cohort.id)
+        )
+    )
+
+
+def live_enrolments(user_id: int) -> list[Enrolment]:
+    """The user's enrolments that are not withdrawn, newest cohort first, each cohort with
+    its courses and program loaded."""
+    return list(
+        db.session.scalars(
+            sa.select(Enrolment)
+            .where(Enrolment.user_id == user_id, Enrolment.status != EnrolmentStatus.WITHDRAWN)
+            .options(
+                selectinload(Enrolment.cohort).selectinload(Cohort.courses),
+                selectinload(Enrolment.cohort).selectinload(Cohort.program),
+            )
+            .join(Enrolment.cohort)
+            .order_by(Cohort.starts_on.desc())
+        )
+    )
+
+
+def live_enrolments_with_courses(user_id: int) -> list[Enrolment]:
+    """The user's enrolments that are not withdrawn, newest cohort first (then by cohort id),
+    each cohort with its courses loaded."""
+    return list(
+        db.session.scalars(
+            sa.select(Enrolment)
+            .join(Enrolment.cohort)
+            .where(Enrolment.user_id == user_id, Enrolment.status != EnrolmentStatus.WITHDRAWN)
+            .options(contains_eager(Enrolment.cohort).selectinload(Cohort.courses))
+            .order_by(Cohort.starts_on.desc(), Cohort.id)
+        )
+    )
+
+
+def user_enrolments(user_id: int) -> list[Enrolment]:
+    """Every enrolment of the user, withdrawn ones too, with its cohort."""
+    return list(
+        db.session.scalars(
+            sa.select(Enrolment)
+            .where(Enrolment.user_id == user_id)
+            .options(selectinload(Enrolment.cohort))
+        )
+    )
+
+
+def cohort_roster(cohort_id: int) -> sa.Select[tuple[Enrolment]]:
+    """Every enrolment in the cohort, withdrawn ones too, with its user, by email: a select
+    to filter further or paginate."""
+    return (
+        sa.select(Enrolment)
+        .join(Enrolment.user)
+        .where(Enrolment.cohort_id == cohort_id)
+        .options(selectinload(Enrolment.user))
+        .order_by(User.email)
+    )
+
+
+def cohort_enrolment(cohort_id: int, user_id: int) -> Enrolment | None:
+    """The user's enrolment in the cohort, whatever its state, if any."""
+    return db.session.scalar(
+        sa.select(Enrolment).where(Enrolment.cohort_id == cohort_id, Enrolment.user_id == user_id)
     )

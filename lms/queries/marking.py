@@ -274,3 +274,19 @@ def submission_learners(submissions: Sequence[Submission]) -> dict[int, User]:
     if not ids:
         return {}
     return {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))}
+
+
+def assignment_submissions(assignment_id: int, cohort_id: int | None = None) -> list[Submission]:
+    """Every attempt at the assignment (of one cohort, when given), oldest first, with its
+    learner and cohort loaded."""
+    from sqlalchemy.orm import selectinload
+
+    query = (
+        sa.select(Submission)
+        .where(Submission.assignment_id == assignment_id)
+        .options(selectinload(Submission.user), selectinload(Submission.cohort))
+        .order_by(Submission.id)
+    )
+    if cohort_id is not None:
+        query = query.where(Submission.cohort_id == cohort_id)
+    return list(db.session.scalars(query))
