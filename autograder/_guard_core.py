@@ -11,6 +11,9 @@ builtins first, then the namespaces of the kernel's own packages (IPython, ipyke
 zmq, asyncio...) are put back as they were before learner code ran, using only identity checks
 and C-level writes; only then is any of their Python code used. Replaced objects are kept in a
 graveyard that the main thread empties, so that no learner finalizer runs in this thread.
+
+Over 400 lines on purpose: it is loaded as one private copy (above) and may import nothing
+that learner code could reach.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ count only when signed with it, and the reading is capped.
 
 Only the standard library is imported at the top: this module also runs unsandboxed
 (LMS_SANDBOX=off) and its import must not start threads, which would not survive fork().
+
+Over 400 lines on purpose: it runs inside the sandbox as one standalone script and may
+import nothing of ours.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ The pipeline is nbgrader's own autograde, step by step, in this process:
 3. LimitOutput, then nbgrader's `determine_grade` per graded cell, as SaveAutoGrades does.
 A test cell whose guard report is missing, forged, or names a tampering gets nothing, and the
 submission is flagged. One nbgrader course directory is prepared per source assignment.
+
+Over 400 lines on purpose: nbgrader's autograde pipeline, step by step, beside the scoring
+that must match it exactly.
 """
 
 from __future__ import annotations

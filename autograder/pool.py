@@ -11,6 +11,9 @@ Each sandbox gets, for its whole life: two uids leased host-wide (as root), a cg
 memory and processes (where the host has cgroups), the seccomp filter, and for a GPU pool one GPU
 slot leased host-wide, whose device files are the only ones it sees. Everything read from a
 sandbox is framed, size-capped and timed: a sandbox can neither flood nor stall this process.
+
+Over 400 lines on purpose: the fork server's client, the kernel client and the pool share
+the framing, size caps and timeouts that keep a sandbox from flooding or stalling us.
 """
 
 from __future__ import annotations

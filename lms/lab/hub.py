@@ -23,6 +23,9 @@
 
 It is started by `flask lms labs` (make run does); what it does is recorded through a
 Recorder (lms.services.labs), which the LMS pages read.
+
+Over 400 lines: the labs-at-scale issue replaces this hub with JupyterHub, so it is not
+split meanwhile.
 """
 
 from __future__ import annotations

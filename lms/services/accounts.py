@@ -11,6 +11,9 @@ them, and their outcome is recorded after. A batch that is killed and resumed sk
 who has a link of that batch, so nobody is mailed twice; the few whose mail was in flight at
 the kill are counted as unconfirmed (their link works if it arrived; re-invite them one by
 one if not).
+
+Over 400 lines on purpose: invitations, resets and email changes are one-time links with one
+life cycle (made, mailed, used, superseded); apart, each would repeat it.
 """
 
 from __future__ import annotations

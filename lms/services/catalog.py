@@ -2,6 +2,9 @@
 
 load() only reads and validates; sync() writes. A sync is all-or-nothing: any problem in the
 folder, or any change to a released assignment without force, and nothing is written.
+
+Over 400 lines on purpose: reading and validating a course folder and syncing it share the
+spec types; a sync is only as safe as the validation kept beside it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ UPDATE), keeps renewing it while grading, and records the result only if it stil
 lease. A worker killed mid-job leaves an expired lease: the reaper queues the job again. The
 result turns into one Grade row per graded cell (unique per submission and cell), changed only
 with a GradeEvent, so grading a submission twice never duplicates a grade.
+
+Over 400 lines on purpose: queueing, leases, batches and grades share one rule (a result is
+stored only with the lease held, in the transaction that ends the job); apart, each part
+would need the others' private checks.
 """
 
 from __future__ import annotations

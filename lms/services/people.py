@@ -7,6 +7,9 @@ Erasure keeps the figures consistent: the person's rows stay (anonymised) wherev
 email, password, sessions, API tokens, links, the files they submitted and their feedback,
 their lab workspace. A certificate issued to them stays verifiable; its page says the holder's
 data was erased instead of showing a name.
+
+Over 400 lines on purpose: withdrawal, merge, export and erasure each walk every table that
+holds a person; kept together, a new table is added to all four at once.
 """
 
 from __future__ import annotations

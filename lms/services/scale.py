@@ -17,6 +17,8 @@ operator's tool for an empty or idle database); PostgreSQL sequences are moved p
 
 Once only: a second run finds the program and changes nothing. An interrupted run leaves the
 program with part of its learners; it is refused too (delete the database to start over).
+
+Over 400 lines on purpose: a data generator, most of whose lines are the shapes of the data.
 """
 
 from __future__ import annotations
