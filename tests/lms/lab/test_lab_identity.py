@@ -92,7 +92,13 @@ def lab(app: Flask, tmp_path: Path) -> Iterator[tuple[str, int, subprocess.Popen
         yield base, owner.id, process
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # jupyter-server can miss SIGTERM when its handler's log line meets another write
+            # to stderr ("reentrant call"); the hub escalates to SIGKILL too.
+            process.kill()
+            process.wait(timeout=5)
 
 
 def session_cookie(app: Flask, client: FlaskClient, auth: Auth, email: str) -> str:
