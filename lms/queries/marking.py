@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from lms.extensions import db
 from lms.models import (
@@ -279,8 +280,6 @@ def submission_learners(submissions: Sequence[Submission]) -> dict[int, User]:
 def assignment_submissions(assignment_id: int, cohort_id: int | None = None) -> list[Submission]:
     """Every attempt at the assignment (of one cohort, when given), oldest first, with its
     learner and cohort loaded."""
-    from sqlalchemy.orm import selectinload
-
     query = (
         sa.select(Submission)
         .where(Submission.assignment_id == assignment_id)
