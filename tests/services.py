@@ -62,6 +62,15 @@ def _wait_until_it_answers(process: subprocess.Popen[bytes], port: int, what: st
         time.sleep(0.1)
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _postgres_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
@@ -107,16 +116,17 @@ def throwaway_postgres(work: Path) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     port = free_port()
-    process = subprocess.Popen(
-        _as_postgres_user(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(work),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200"]
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "postgres.log").open("wb"),
-    )  # fmt: skip
+    with (work / "postgres.log").open("wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            _as_postgres_user(
+                [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(work),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=200"]
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )  # fmt: skip
     try:
         _wait_until_it_answers(process, port, "PostgreSQL")
         import psycopg
@@ -131,14 +141,11 @@ def throwaway_postgres(work: Path) -> Iterator[str]:
                 break
             except psycopg.OperationalError:
                 time.sleep(0.1)
+        else:
+            raise ServiceUnavailable("the throwaway PostgreSQL refused every connection")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
 
 
 @contextlib.contextmanager
@@ -157,12 +164,7 @@ def throwaway_redis(work: Path, db: int) -> Iterator[str]:
         _wait_until_it_answers(process, port, "Redis")
         yield f"redis://127.0.0.1:{port}/{db}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
 
 
 def _address(url: str, default_port: int) -> tuple[str, int]:

@@ -166,7 +166,7 @@ def _teaching(user: User) -> list[dict[str, Any]]:
 
 
 def _learning(user: User) -> list[dict[str, Any]]:
-    live = enrolments.live_enrolments_with_courses(user.id)
+    live = enrolments.live_enrolments(user.id)
     if not live:
         return []
     extended = schedules.extended_due_dates(user.id)

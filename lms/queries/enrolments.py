@@ -152,31 +152,17 @@ def learner_cohorts(user_id: int, course_id: int) -> list[Cohort]:
 
 
 def live_enrolments(user_id: int) -> list[Enrolment]:
-    """The user's enrolments that are not withdrawn, newest cohort first, each cohort with
-    its courses and program loaded."""
+    """The user's enrolments that are not withdrawn, newest cohort first (then by cohort id),
+    each cohort with its courses and program loaded."""
     return list(
         db.session.scalars(
             sa.select(Enrolment)
+            .join(Enrolment.cohort)
             .where(Enrolment.user_id == user_id, Enrolment.status != EnrolmentStatus.WITHDRAWN)
             .options(
-                selectinload(Enrolment.cohort).selectinload(Cohort.courses),
-                selectinload(Enrolment.cohort).selectinload(Cohort.program),
+                contains_eager(Enrolment.cohort).selectinload(Cohort.courses),
+                contains_eager(Enrolment.cohort).selectinload(Cohort.program),
             )
-            .join(Enrolment.cohort)
-            .order_by(Cohort.starts_on.desc())
-        )
-    )
-
-
-def live_enrolments_with_courses(user_id: int) -> list[Enrolment]:
-    """The user's enrolments that are not withdrawn, newest cohort first (then by cohort id),
-    each cohort with its courses loaded."""
-    return list(
-        db.session.scalars(
-            sa.select(Enrolment)
-            .join(Enrolment.cohort)
-            .where(Enrolment.user_id == user_id, Enrolment.status != EnrolmentStatus.WITHDRAWN)
-            .options(contains_eager(Enrolment.cohort).selectinload(Cohort.courses))
             .order_by(Cohort.starts_on.desc(), Cohort.id)
         )
     )
