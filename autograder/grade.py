@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import sys
 import tempfile
 import threading
@@ -500,7 +501,10 @@ def score(
         if not keep:
             points = 0.0
         status = "passed" if points >= info.max_score else "partial" if points > 0 else "failed"
-        results[info.grade_id] = CellResult(points, info.max_score, status)
+        test = outcome.tests.get(index)
+        hidden = test is None or test.hidden
+        message = "" if status == "passed" or hidden else failure_message(cell)
+        results[info.grade_id] = CellResult(points, info.max_score, status, message)
     if outcome.forged_reports:
         flags.append(
             f"tampering: {outcome.forged_reports} forged report(s) were written to the guard's "
@@ -514,6 +518,21 @@ def score(
         ),
         flags,
     )
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+MESSAGE_CHARS = 4000
+
+
+def failure_message(cell: NotebookNode) -> str:
+    """A failed test's error as the learner would see it in Jupyter: the traceback, plain
+    text (no terminal colours), its tail kept when it is long."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            lines = output.get("traceback") or [f"{output.get('ename')}: {output.get('evalue')}"]
+            text = ANSI_ESCAPE.sub("", "\n".join(str(line) for line in lines)).strip()
+            return text if len(text) <= MESSAGE_CHARS else "…" + text[-MESSAGE_CHARS:]
+    return ""
 
 
 def _guard_verdict(

@@ -13,6 +13,9 @@ class CellResult:
     score: float
     max_score: float
     status: CellStatus
+    # Why a visible test failed (its error and traceback), for the learner's instant feedback;
+    # empty for a test with hidden parts, whose traceback would show them.
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,12 @@ class GradeResult:
                     "score": nb.score,
                     "max_score": nb.max_score,
                     "cells": {
-                        gid: {"score": c.score, "max_score": c.max_score, "status": c.status}
+                        gid: {
+                            "score": c.score,
+                            "max_score": c.max_score,
+                            "status": c.status,
+                            **({"message": c.message} if c.message else {}),
+                        }
                         for gid, c in nb.cells.items()
                     },
                 }

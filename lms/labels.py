@@ -8,6 +8,7 @@ from flask import Flask
 from flask_babel import format_number
 from flask_babel import lazy_gettext as _l
 
+from lms import formatting
 from lms.models import CellKind, EnrolmentStatus, OrganisationKind, Role
 
 LABELS: dict[enum.StrEnum, str] = {
@@ -68,3 +69,9 @@ def register(app: Flask) -> None:
     app.add_template_filter(audit_action, "audit_action")
     # Thousands separators as the reader's language writes them: 50,000 / 50.000.
     app.add_template_filter(format_number, "number")
+    # Moments in the reader's time zone and format (lms.formatting).
+    app.add_template_filter(formatting.when, "when")
+    app.add_template_filter(formatting.day, "day")
+    app.add_template_filter(formatting.decimal, "decimal")
+    app.add_template_filter(formatting.duration, "duration")
+    app.add_template_filter(formatting.late_by, "late_by")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 
 from lms.models import Cohort, Course, Organisation, OrganisationKind, Program, Role, User
 from lms.services import programs, users
@@ -58,3 +58,11 @@ def learner(coh: Cohort, email: str = "learner@test.org") -> User:
     u = user(email)
     programs.enrol(u, coh)
     return u
+
+
+def shown_moment(moment: datetime) -> str:
+    """A moment as an English reader who chose no time zone sees it on a page (UTC), written
+    out here by hand so that the tests check lms.formatting rather than call it."""
+    m = moment.astimezone(UTC)
+    hour = m.hour % 12 or 12
+    return f"{m:%b} {m.day}, {m.year}, {hour}:{m:%M}\u202f{'AM' if m.hour < 12 else 'PM'} UTC"

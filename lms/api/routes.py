@@ -268,6 +268,8 @@ def _submission_json(found: Submission, *, staff: bool) -> dict[str, Any]:
     the learner once feedback is released; before that only the status of each autograded cell
     from an instant-feedback grading."""
     released = grading.feedback_released(found)
+    # Late by the due date that applies now: an extension granted after submitting counts.
+    lateness = schedules.lateness_of(found)
     body: dict[str, Any] = {
         "id": found.id,
         "assignment": found.assignment_id,
@@ -275,8 +277,8 @@ def _submission_json(found: Submission, *, staff: bool) -> dict[str, Any]:
         "cohort": found.cohort.slug,
         "attempt": found.attempt,
         "submitted_at": _iso(found.submitted_at),
-        "due_at": _iso(found.due_at),
-        "late_seconds": found.late_seconds,
+        "due_at": _iso(lateness.due_at or found.due_at),
+        "late_seconds": lateness.late_seconds,
         "state": _state(found),
         "files": sorted(found.files),
         "feedback_released": released,
@@ -358,7 +360,7 @@ def assignment_submissions(assignment_id: int) -> ResponseReturnValue:
             "cohort": row.submission.cohort.slug,
             "attempt": row.submission.attempt,
             "submitted_at": _iso(row.submission.submitted_at),
-            "late_seconds": row.submission.late_seconds,
+            "late_seconds": row.late_seconds,
             "state": row.job_state or "submitted",
             "score": row.final,
             "max_score": row.max_score,

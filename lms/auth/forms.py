@@ -7,6 +7,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from lms.config import LANGUAGE_NAMES
+from lms.formatting import timezone_choices
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
@@ -28,6 +29,22 @@ class LanguageForm(FlaskForm):  # type: ignore[misc]
         _l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()]
     )
     submit = SubmitField(_l("Change language"))
+
+
+class TimeZoneForm(FlaskForm):  # type: ignore[misc]
+    zone = SelectField(
+        _l("Time zone"),
+        description=_l("Dates and times on every page are shown in this zone."),
+    )
+    submit = SubmitField(_l("Save time zone"))
+
+    def __init__(self, *args: object, browser_zone: str | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        detected = browser_zone or "UTC"
+        self.zone.choices = [
+            SelectChoice("", str(_l("Your browser's (%(zone)s)", zone=detected))),
+            *(SelectChoice(zone, zone) for zone in timezone_choices()),
+        ]
 
 
 def _new_password(label: str) -> PasswordField:

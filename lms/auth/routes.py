@@ -24,6 +24,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from limits import parse as parse_limit
 from werkzeug.wrappers import Response as BaseResponse
 
+from lms import formatting
 from lms.auth.forms import (
     ChangeEmailForm,
     ChangePasswordForm,
@@ -32,6 +33,7 @@ from lms.auth.forms import (
     LanguageForm,
     LoginForm,
     SetPasswordForm,
+    TimeZoneForm,
 )
 from lms.extensions import limiter
 from lms.models import LinkPurpose, User
@@ -234,11 +236,26 @@ def forgot_password() -> ResponseReturnValue:
 @bp.route("/account", methods=["GET", "POST"])
 @login_required  # type: ignore[untyped-decorator]
 def account() -> ResponseReturnValue:
-    """One's own account: password and email."""
+    """One's own account: password, email and the time zone dates are shown in."""
     password_form = ChangePasswordForm(prefix="pw")
     email_form = ChangeEmailForm(prefix="em")
-    status = 200
     user: User = current_user
+    zone_form = TimeZoneForm(
+        prefix="tz",
+        browser_zone=formatting.valid_timezone(request.cookies.get(formatting.TIMEZONE_COOKIE)),
+        data={"zone": user.time_zone or ""},
+    )
+    status = 200
+    if zone_form.submit.data and zone_form.validate_on_submit():
+        users.set_time_zone(user, zone_form.zone.data or None)
+        flash(
+            _(
+                "Dates and times are now shown in %(zone)s.",
+                zone=formatting.select_timezone() or "UTC",
+            ),
+            "info",
+        )
+        return redirect(url_for("auth.account"))
     if password_form.submit.data and password_form.validate_on_submit():
         try:
             accounts.change_password(
@@ -273,10 +290,10 @@ def account() -> ResponseReturnValue:
                     "info",
                 )
                 return redirect(url_for("auth.account"))
-    if password_form.errors or email_form.errors:
+    if password_form.errors or email_form.errors or zone_form.errors:
         status = 400
     return render_template(
-        "auth/account.html", password_form=password_form, email_form=email_form
+        "auth/account.html", password_form=password_form, email_form=email_form, zone_form=zone_form
     ), status
 
 

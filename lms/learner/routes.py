@@ -20,9 +20,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_login import current_user
 
 from lms import feedback_page
@@ -42,9 +40,9 @@ from lms.models import (
     Submission,
     utcnow,
 )
-from lms.queries import enrolments, marking, schedules
+from lms.queries import enrolments, learning, marking, schedules
 from lms.services import certificates, grading, submissions, workspaces
-from lms.storage import storage
+from lms.storage import blobs, storage
 
 bp = Blueprint("learner", __name__, url_prefix="/learn")
 guard_blueprint(bp, is_learner)
@@ -52,11 +50,35 @@ guard_blueprint(bp, is_learner)
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
+    """Each cohort's courses, with how far the learner is and what is due next."""
+    now = utcnow()
+    mine = enrolments.live_enrolments(current_user.id)
+    standings = {
+        (enrolment.cohort.id, course.id): learning.course_standings(
+            current_user.id, enrolment.cohort, course, now
+        )
+        for enrolment in mine
+        for course in enrolment.cohort.courses
+    }
     return render_template(
         "learner/home.html",
-        enrolments=enrolments.live_enrolments(current_user.id),
+        enrolments=mine,
+        standings=standings,
+        next_due=learning.next_due,
         certificates=certificates.of_learner(current_user.id),
     )
+
+
+# What a learner is told of where they stand with an assignment (lms.queries.learning).
+STANDINGS = {
+    learning.Standing.NOT_RELEASED: _l("not released yet"),
+    learning.Standing.NOT_OPEN: _l("not open yet"),
+    learning.Standing.NOT_STARTED: _l("not started"),
+    learning.Standing.IN_LAB: _l("in progress in the lab"),
+    learning.Standing.SUBMITTED: _l("submitted"),
+    learning.Standing.GRADED: _l("graded, not passed"),
+    learning.Standing.PASSED: _l("passed"),
+}
 
 
 # What a learner is told about the grading of a submission (the latest job's state).
@@ -79,45 +101,25 @@ TEST_OUTCOMES = {
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"duration": duration, "grading_state": grading_state, "utc": utc}
-
-
-def duration(seconds: int) -> str:
-    """A span of time in days, hours and minutes: "2 days 3 h", "5 min"."""
-    days, rest = divmod(max(0, int(seconds)), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60 if days == 0 else 0
-    parts = []
-    if days:
-        parts.append(ngettext("%(num)d day", "%(num)d days", days))
-    if hours:
-        parts.append(_("%(num)d h", num=hours))
-    if minutes or not parts:
-        parts.append(_("%(num)d min", num=max(minutes, 1) if seconds else 0))
-    return " ".join(parts)
+    return {"grading_state": grading_state, "standing_label": standing_label}
 
 
 def grading_state(state: str) -> str:
     return str(GRADING_STATES.get(state, state))
 
 
-def utc(moment: Any) -> str:
-    """A stored moment as the pages show it: 2026-03-01 23:59 UTC."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
+def standing_label(standing: learning.Standing) -> str:
+    return str(STANDINGS.get(standing, standing))
 
 
 @bp.get("/cohorts/<cohort_slug>/courses/<course_slug>")
 def course(cohort_slug: str, course_slug: str) -> ResponseReturnValue:
     cohort, found = cohort_course(cohort_slug, course_slug)
-    rows = schedules.cohort_course_assignments(cohort, found)
-    extended = schedules.extended_due_dates(current_user.id, cohort.id)
     return render_template(
         "learner/course.html",
         cohort=cohort,
         course=found,
-        rows=rows,
-        extended={assignment_id: due for (_c, assignment_id), due in extended.items()},
-        now=utcnow(),
+        standings=learning.course_standings(current_user.id, cohort, found, utcnow()),
     )
 
 
@@ -239,6 +241,7 @@ def submission(submission_id: int) -> ResponseReturnValue:
         submission=found,
         a=found.assignment,
         cohort=found.cohort,
+        lateness=schedules.lateness_of(found),
         state=str(job.state) if job else "",
         instant=instant,
         tests=_instant_tests(found, instant, grades),
@@ -265,6 +268,23 @@ def _instant_tests(
         for cell, _grade in grades
         if cell.kind == CellKind.AUTOGRADED
     ]
+
+
+@bp.get("/submissions/<int:submission_id>/files/<path:name>")
+def submitted_file(submission_id: int, name: str) -> ResponseReturnValue:
+    """A file of one's own attempt, exactly as it was submitted."""
+    found = _my_submission(submission_id)
+    digest = found.files.get(name)
+    if digest is None:
+        abort(404)
+    response = send_file(
+        io.BytesIO(blobs.get(digest)),
+        mimetype="application/x-ipynb+json" if name.endswith(".ipynb") else None,
+        as_attachment=True,
+        download_name=f"attempt-{found.attempt}-{name.rsplit('/', 1)[-1]}",
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/submissions/<int:submission_id>/status.json")

@@ -57,6 +57,8 @@ class User(Base):
     # None until a password is set: imported learners cannot sign in before that.
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     locale: Mapped[str | None] = mapped_column(sa.String(8))
+    # An IANA zone ("Asia/Seoul") chosen on the account page; None: the browser's.
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     organisation_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("organisations.id", ondelete="SET NULL"), index=True
     )

@@ -34,9 +34,18 @@ class SubmissionScore:
     learner: User
     raw: float | None  # None until anything is graded
     max_score: float
-    penalty_percent: float
     needs_grading: int  # answers waiting for a person
     job_state: str  # the latest grading job's state, or "" if never queued
+    lateness: schedules.Lateness = schedules.ON_TIME
+
+    @property
+    def penalty_percent(self) -> float:
+        return self.lateness.penalty_percent
+
+    @property
+    def late_seconds(self) -> int:
+        """Late by the due date that applies now (an extension granted since counts)."""
+        return self.lateness.late_seconds
 
     @property
     def final(self) -> float | None:
@@ -131,11 +140,11 @@ def submission_scores(submissions: Sequence[Submission]) -> list[SubmissionScore
         .tuples()
         .all()
     )
-    penalties = schedules.late_penalties(
+    late = schedules.lateness(
         [(s.cohort_id, s.assignment_id, s.user_id, s.submitted_at) for s in submissions]
     )
     rows = []
-    for s, penalty in zip(submissions, penalties, strict=True):
+    for s, lateness in zip(submissions, late, strict=True):
         raw, waiting = graded.get(s.id, (None, 0))
         rows.append(
             SubmissionScore(
@@ -143,7 +152,7 @@ def submission_scores(submissions: Sequence[Submission]) -> list[SubmissionScore
                 learner=s.user,
                 raw=None if raw is None else float(raw),
                 max_score=s.assignment.points,
-                penalty_percent=penalty,
+                lateness=lateness,
                 needs_grading=int(waiting or 0),
                 job_state=str(states.get(s.id, "")),
             )

@@ -19,6 +19,7 @@ from lms.models import (
     Course,
     Extension,
     Release,
+    Submission,
 )
 
 
@@ -120,10 +121,23 @@ def with_penalty(raw: float, percent: float) -> float:
     return round(raw * (1 - percent / 100), 4)
 
 
-def late_penalties(attempts: Sequence[tuple[int, int, int, datetime]]) -> list[float]:
-    """The percent off each (cohort id, assignment id, user id, submitted at), by the rule that
-    applies to that learner now (extensions included); 0 where no dates are set. Two queries,
-    however many attempts."""
+@dataclass(frozen=True)
+class Lateness:
+    """How late one attempt is by the rule that applies to its learner now (an extension
+    granted after submitting counts), and the percent that costs."""
+
+    due_at: datetime | None
+    extended: bool
+    late_seconds: int
+    penalty_percent: float
+
+
+ON_TIME = Lateness(due_at=None, extended=False, late_seconds=0, penalty_percent=0.0)
+
+
+def lateness(attempts: Sequence[tuple[int, int, int, datetime]]) -> list[Lateness]:
+    """The lateness of each (cohort id, assignment id, user id, submitted at), extensions
+    included; on time where no dates are set. Two queries, however many attempts."""
     if not attempts:
         return []
     scheduled = {
@@ -144,15 +158,40 @@ def late_penalties(attempts: Sequence[tuple[int, int, int, datetime]]) -> list[f
             )
         ).tuples()
     }
-    penalties = []
+    found = []
     for cohort_id, assignment_id, user_id, submitted_at in attempts:
         ca = scheduled.get((cohort_id, assignment_id))
         if ca is None:
-            penalties.append(0.0)
+            found.append(ON_TIME)
             continue
         deadline = Deadline.of(ca, extensions.get((ca.id, user_id)))
-        penalties.append(deadline.penalty_percent(submitted_at))
-    return penalties
+        found.append(
+            Lateness(
+                due_at=deadline.due_at,
+                extended=deadline.extended,
+                late_seconds=deadline.late_seconds(submitted_at),
+                penalty_percent=deadline.penalty_percent(submitted_at),
+            )
+        )
+    return found
+
+
+def late_penalties(attempts: Sequence[tuple[int, int, int, datetime]]) -> list[float]:
+    """The percent off each (cohort id, assignment id, user id, submitted at): see lateness."""
+    return [found.penalty_percent for found in lateness(attempts)]
+
+
+def lateness_of(submission: Submission) -> Lateness:
+    return lateness(
+        [
+            (
+                submission.cohort_id,
+                submission.assignment_id,
+                submission.user_id,
+                submission.submitted_at,
+            )
+        ]
+    )[0]
 
 
 def extended_due_dates(

@@ -6,8 +6,10 @@ import re
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from lms import formatting
 from lms.extensions import db
 from lms.models import Course, Organisation, Program, Role, RoleGrant, User, utcnow
 from lms.services import ServiceError, audit, sessions
@@ -151,4 +153,12 @@ def reactivate(user: User, by: User | None) -> None:
 
 def set_locale(user: User, locale: str) -> None:
     user.locale = locale
+    db.session.commit()
+
+
+def set_time_zone(user: User, zone: str | None) -> None:
+    """An IANA zone the person reads dates in; None goes back to the browser's."""
+    if zone is not None and formatting.valid_timezone(zone) is None:
+        raise ServiceError(_("Unknown time zone: %(zone)s", zone=zone))
+    user.time_zone = zone
     db.session.commit()

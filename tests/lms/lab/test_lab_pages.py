@@ -554,7 +554,7 @@ def test_the_labs_overview_shows_what_the_hub_recorded_per_cohort(
             (third.name, "Autumn"),
             (first.name, "Spring"),
         ]
-        assert rows[1][2] == "2026-05-01 09:15 UTC"
+        assert rows[1][2] == "May 1, 2026, 9:15\u202fAM UTC"
         assert second.name not in html
     assert usage_row(course_page.get_data(as_text=True), "Evening") == (0, 0, 0)
     assert elsewhere.name not in program_page.get_data(as_text=True)

@@ -148,7 +148,7 @@ def test_late_policy_extensions_and_feedback_release(
     released_at = world.scheduled.feedback_released_at
     assert released_at is not None
     html = client.get(url).get_data(as_text=True)
-    assert "Withdraw feedback" in html and released_at.strftime("%Y-%m-%d %H:%M UTC") in html
+    assert "Withdraw feedback" in html and factories.shown_moment(released_at) in html
     response = client.post(
         feedback_url, data={"feedback-withdraw": "Withdraw feedback", "csrf_token": token}
     )

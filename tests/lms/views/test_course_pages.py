@@ -47,9 +47,11 @@ def test_learner_sees_dates_and_downloads_the_release(
     page = client.get(f"/learn/cohorts/{cohort.slug}/courses/{course.slug}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    due = (cohort.starts_on + timedelta(days=7)).isoformat()
-    assert f"{due} 23:59 UTC" in html
+    due = cohort.starts_on + timedelta(days=7)
+    # The viewer's language and zone (none chosen, no browser zone: English, UTC).
+    assert f"{due:%b} {due.day}, {due.year}, 11:59\u202fPM UTC" in html
     assert "Not released yet" in html  # the second assignment
+    assert ">Start<" in html  # the one next step of the open, untouched assignment
     response = client.get(f"/learn/cohorts/{cohort.slug}/courses/{course.slug}/first.zip")
     assert response.status_code == 200 and response.mimetype == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.data)) as archive:

@@ -95,7 +95,7 @@ def nothing_stored(app: Flask) -> bool:
 
 
 def utc(moment: Any) -> str:
-    return str(moment.strftime("%Y-%m-%d %H:%M UTC"))
+    return factories.shown_moment(moment)
 
 
 def answer_bytes(world: World, code: str = RIGHT) -> bytes:
@@ -157,7 +157,7 @@ def test_assignment_page_shows_dates_extension_and_late_rule_then_the_penalty(
     html = client.get(page_url(world)).get_data(as_text=True)
     assert "(your extension)" not in html
     assert "10% off per day late, at most 30%." in html
-    assert "The due date has passed (1 day 1 h ago): a submission now loses 20% of its score." in (
+    assert "The due date has passed (1 day 1 hour ago): a submission now loses 20% of its score." in (
         html
     )
     submission_id = submitted_id(upload(client, world, [(answer_bytes(world), NOTEBOOK)]))
@@ -165,11 +165,11 @@ def test_assignment_page_shows_dates_extension_and_late_rule_then_the_penalty(
     assert re.search(
         rf'href="/learn/submissions/{submission_id}">Attempt 1</a></th>\s*'
         r'<td class="lms-when">[^<]+</td>\s*'
-        r'<td>1 day 1 h</td>\s*<td class="num">20%</td>',
+        r'<td>1 day 1 hour</td>\s*<td class="num">20%</td>',
         html,
     ), html
     detail = client.get(f"/learn/submissions/{submission_id}").get_data(as_text=True)
-    assert "1 day 1 h" in detail and "has not released the feedback yet" in detail
+    assert "1 day 1 hour" in detail and "has not released the feedback yet" in detail
 
 
 def test_a_learner_outside_the_cohort_or_a_missing_assignment_gets_404(
