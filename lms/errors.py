@@ -33,4 +33,6 @@ def register(app: Flask) -> None:
         message = messages.get(e.code, e.description or "")
         if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
             return {"error": message}, e.code
-        return render_template("errors/error.html", code=e.code, message=message), e.code
+        # A refused upload: back to the page of its form, where the file can be chosen again.
+        back = request.path if e.code == 413 and request.method == "POST" else None
+        return render_template("errors/error.html", code=e.code, message=message, back=back), e.code

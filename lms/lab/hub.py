@@ -310,10 +310,19 @@ class LabHub:
         stop is still under way starts only once the old one (and its kernels) is gone."""
         return self._owner_locks.setdefault(owner, asyncio.Lock())
 
-    async def start_server(self, owner: int) -> tuple[LabServer, bool]:
-        """The learner's running server, started if needed; (server, whether it was started)."""
+    async def start_server(self, owner: int, language: str | None = None) -> tuple[LabServer, bool]:
+        """The learner's running server, started if needed; (server, whether it was started).
+        Its interface speaks `language` (the learner's LMS language) from the next page load."""
         async with self._owner_lock(owner):
+            self._set_language(owner, language)
             return await self._start_server(owner)
+
+    def _set_language(self, owner: int, language: str | None) -> None:
+        config = self.runtime / str(owner) / "config"
+        server.write_language(config, language)
+        running = self.servers.get(owner)
+        if running is not None and running.lease is not None:  # its sandbox uid owns its files
+            _own_tree(config / "lab", running.lease.value)
 
     async def _start_server(self, owner: int) -> tuple[LabServer, bool]:
         running = self.servers.get(owner)
@@ -858,7 +867,9 @@ class ServersHandler(ApiHandler):
 class ServerHandler(ApiHandler):
     async def post(self, owner: str) -> None:
         try:
-            lab, started = await self.hub.start_server(int(owner))
+            lab, started = await self.hub.start_server(
+                int(owner), self.get_argument("language", None)
+            )
         except HubError as e:
             raise _fail(e) from e
         self.finish({"url": base_url(lab.owner), "started": started})

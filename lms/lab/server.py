@@ -60,6 +60,9 @@ def write_config(
         "ServerApp": app,
         "LmsIdentityProvider": {"owner": str(owner)},
         "LabApp": {"extension_manager": "readonly"},
+        # The LMS's lab page (same origin) saves the open notebooks before "Submit": it reaches
+        # the app as window.jupyterapp. Nothing in it is a secret from the learner it serves.
+        "JupyterNotebookApp": {"expose_app_in_browser": True},
         "MappingKernelManager": {
             "cull_idle_timeout": int(idle_seconds),
             "cull_interval": max(10, min(300, int(idle_seconds) // 4)),
@@ -72,6 +75,22 @@ def write_config(
         app["kernel_spec_manager_class"] = _dotted(SandboxKernelSpecManager)
     path.write_text(json.dumps(config, indent=2))
     return path
+
+
+# The LMS's languages as Jupyter's language packs name them (requirements.txt installs them).
+JUPYTER_LOCALES = {"en": "en", "vi": "vi_VN", "ko": "ko_KR"}
+TRANSLATION_SETTINGS = Path(
+    "lab", "user-settings", "@jupyterlab", "translation-extension", "plugin.jupyterlab-settings"
+)
+
+
+def write_language(config_dir: Path, language: str | None) -> None:
+    """Jupyter's interface in the learner's LMS language: the translation setting, written
+    each time the lab is opened (a choice made in the lab's own menu lasts until then)."""
+    locale = JUPYTER_LOCALES.get(language or "", "en")
+    path = config_dir / TRANSLATION_SETTINGS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"locale": locale}))
 
 
 def _dotted(cls: type) -> str:
@@ -100,6 +119,8 @@ def environment(private: Path) -> dict[str, str]:
         "JUPYTER_RUNTIME_DIR": str(private / "runtime"),
         "JUPYTER_DATA_DIR": str(private / "data"),
         "JUPYTER_CONFIG_DIR": str(private / "config"),
+        # Named outright: with JUPYTER_NO_CONFIG the default would be a throwaway folder.
+        "JUPYTERLAB_SETTINGS_DIR": str(private / "config" / TRANSLATION_SETTINGS.parents[2]),
         "JUPYTER_PLATFORM_DIRS": "1",
         "JUPYTER_NO_CONFIG": "1",
     }

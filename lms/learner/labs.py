@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -69,7 +70,7 @@ def lab_open(cohort_slug: str, course_slug: str, assignment_slug: str) -> Respon
         return redirect(_back(cohort, course, row))
     try:
         workspaces.open_workspace(current_user, row.assignment)
-        labs.start(current_user)
+        labs.start(current_user, str(get_locale()))  # Jupyter speaks the learner's language
     except (workspaces.WorkspaceError, labs.LabUnavailable) as e:
         flash(str(e), "error")
         return redirect(_back(cohort, course, row))

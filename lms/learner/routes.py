@@ -12,7 +12,6 @@ from flask import (
     Blueprint,
     abort,
     current_app,
-    flash,
     make_response,
     redirect,
     render_template,
@@ -161,7 +160,8 @@ def assignment(cohort_slug: str, course_slug: str, assignment_slug: str) -> Resp
                 current_user, row.assignment, cohort, uploads, key=form.submit_key.data
             )
         except submissions.SubmissionError as e:
-            flash(str(e), "error")
+            # Said next to the file field, naming the file (the message does).
+            form.notebook.errors = [*form.notebook.errors, str(e)]
             refused = True
         else:
             job = grading.request_instant_feedback(outcome.submission) if outcome.created else None
@@ -208,6 +208,8 @@ def _assignment_page(
         "released": scheduled is not None and scheduled.feedback_released_at is not None,
         "instant_left": grading.instant_feedback_left(current_user),
         "instant_per_hour": int(current_app.config["INSTANT_FEEDBACK_PER_HOUR"]),
+        "max_upload_mb": int(current_app.config["MAX_UPLOAD_MB"]),
+        "max_upload_bytes": int(current_app.config["MAX_CONTENT_LENGTH"]),
         "has_lab_folder": workspaces.folder_of(current_user, row.assignment).is_dir(),
         "open_lab_form": OpenLabForm(formdata=None),
     }

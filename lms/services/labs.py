@@ -72,9 +72,11 @@ def _hub(method: str, path: str, body: dict[str, Any] | None = None, timeout: fl
         ) from e
 
 
-def start(user: User) -> bool:
-    """Start the learner's lab server, or find it running; True when it was started now."""
-    return bool(_hub("POST", f"/servers/{user.id}")["started"])
+def start(user: User, language: str | None = None) -> bool:
+    """Start the learner's lab server, or find it running; True when it was started now.
+    Jupyter's interface speaks `language` (the LMS language the learner reads)."""
+    query = f"?language={quote(language)}" if language else ""
+    return bool(_hub("POST", f"/servers/{user.id}{query}")["started"])
 
 
 def stop(user: User) -> None:

@@ -177,6 +177,7 @@ def check_files(assignment: Assignment, uploads: Sequence[Upload]) -> dict[str, 
             raise SubmissionError(
                 _("%(name)s is not a notebook: upload .ipynb files.", name=name or "?")
             )
+        chosen = name  # the learner's own file name: what a problem with it is said about
         if name not in expected and len(expected) == 1 and len(uploads) == 1:
             name = expected[0]
         if name not in expected:
@@ -189,7 +190,7 @@ def check_files(assignment: Assignment, uploads: Sequence[Upload]) -> dict[str, 
             )
         if name in files:
             raise SubmissionError(_("%(name)s was uploaded twice.", name=name))
-        check_notebook(name, upload.data)
+        check_notebook(chosen, upload.data)
         files[name] = upload.data
     return files
 

@@ -13,6 +13,51 @@
     });
   }
 
+  // The lab page: "Submit" saves the open notebooks in the frame first (Notebook exposes its
+  // app to this same-origin page), so what is submitted is what the learner sees. When they
+  // cannot be saved, nothing stale is submitted: the learner is told to save.
+  var submitForm = document.querySelector("[data-lab-submit]");
+  var frame = document.querySelector("iframe.lms-lab-frame");
+  var saving = document.querySelector("[data-lab-saving]");
+  if (submitForm && frame) {
+    submitForm.addEventListener("submit", function (event) {
+      var win, doc;
+      try {
+        win = frame.contentWindow;
+        doc = frame.contentDocument;
+      } catch (e) {
+        return;  // not reachable from here: the server submits what is saved
+      }
+      event.preventDefault();
+      var button = submitForm.querySelector("[type=submit]");
+      if (button) { button.disabled = true; }
+      saving.textContent = submitForm.getAttribute("data-saving");
+      var app = win && win.jupyterapp;
+      var saved = app && app.commands.hasCommand("docmanager:save-all")
+        ? app.commands.execute("docmanager:save-all")
+        : Promise.resolve();
+      saved.catch(function () {}).then(function () {
+        var dirty = app ? unsavedIn(app) : doc && doc.querySelector(".jp-mod-dirty");
+        if (dirty) {
+          saving.textContent = submitForm.getAttribute("data-unsaved");
+          if (button) { button.disabled = false; }
+          return;
+        }
+        HTMLFormElement.prototype.submit.call(submitForm);
+      });
+    });
+  }
+
+  function unsavedIn(app) {
+    var widgets = Array.from(app.shell.widgets ? app.shell.widgets("main") : []);
+    if (app.shell.currentWidget) {
+      widgets.push(app.shell.currentWidget);
+    }
+    return widgets.some(function (widget) {
+      return widget.context && widget.context.model && widget.context.model.dirty;
+    });
+  }
+
   var root = document.querySelector("[data-status-url]");
   var line = root && root.querySelector("[data-queue]");
   if (!line || !window.fetch) {

@@ -105,6 +105,28 @@ def test_learner_opens_the_lab_runs_saves_submits_and_sees_the_autograde(
     page.close()
 
 
+def test_submit_from_the_lab_saves_unsaved_work_first(make_run: Server, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.dismiss()))
+    sign_in(page, make_run, "learner@example.org", "demo-password")
+    frame = open_lab(page, make_run, "Linear algebra for city traffic")
+    run_new_cell(page, frame, "unsaved_marker = 'typed, never saved by hand'")
+    # Unsaved changes, as the notebook's own model says (the lab exposes its app to the page).
+    assert frame.locator("body").evaluate(
+        "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
+    )
+
+    page.get_by_role("button", name="Submit saved notebooks").click()
+    expect(page).to_have_url(re.compile(r".*/learn/submissions/\d+$"), timeout=30_000)
+    assert dialogs == [], "no leave-page dialog"
+    expect(page.locator(".flash").first).not_to_contain_text("nothing new was stored")
+    link = page.get_by_role("link", name=re.compile(r"Download .*\.ipynb"))
+    submitted = page.request.get(make_run.base_url + str(link.first.get_attribute("href")))
+    assert "typed, never saved by hand" in submitted.text(), "the open notebook was saved first"
+    page.close()
+
+
 def test_another_learner_cannot_open_the_lab_even_with_its_link(
     make_run: Server, browser: Browser
 ) -> None:

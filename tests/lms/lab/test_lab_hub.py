@@ -740,3 +740,25 @@ def test_a_lab_reopened_while_its_stop_is_under_way_starts_once_the_old_one_is_g
         assert client.api("GET", "api/contents")["type"] == "directory"
     finally:
         client.http.close()
+
+
+def test_the_lab_speaks_the_learners_lms_language(app: Flask, hub: Hub) -> None:
+    """Jupyter's interface follows the learner's LMS language, set each time the lab opens,
+    from the language packs installed with the LMS (no download)."""
+    owner = factories.learner(factories.cohort(factories.program()), "owner@test.org")
+    assert labs.start(owner, "vi") is True
+    client = lab_client(app, hub, owner)
+    setting = "lab/api/settings/@jupyterlab/translation-extension:plugin"
+    try:
+        assert json.loads(client.api("GET", setting)["raw"]) == {"locale": "vi_VN"}
+        packs = client.api("GET", "lab/api/translations")["data"]
+        assert {"vi_VN", "ko_KR"} <= set(packs), packs
+        vietnamese = client.api("GET", "lab/api/translations/vi_VN")["data"]["jupyterlab"]
+        assert vietnamese["File Changed"] == ["Các tệp đã thay đổi"]  # the pack's own words
+        # Opened again in another language (the server is running): the next page load has it.
+        assert labs.start(owner, "ko") is False
+        assert json.loads(client.api("GET", setting)["raw"]) == {"locale": "ko_KR"}
+        assert labs.start(owner, "fr") is False  # no pack: English
+        assert json.loads(client.api("GET", setting)["raw"]) == {"locale": "en"}
+    finally:
+        client.http.close()

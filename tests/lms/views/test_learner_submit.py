@@ -198,6 +198,11 @@ def test_each_upload_error_gives_400_with_its_message_and_stores_nothing(
     ).encode()
     cases: list[tuple[list[tuple[bytes, str]], str]] = [
         ([(b'{"cells": [}', NOTEBOOK)], "double-it.ipynb is not a valid notebook: broken JSON"),
+        # A second download saved as "(1)": the message names the file the learner chose.
+        (
+            [(b'{"cells": [}', "double-it (1).ipynb")],
+            "double-it (1).ipynb is not a valid notebook: broken JSON",
+        ),
         (
             [(good, NOTEBOOK), (good, "other.ipynb")],
             "other.ipynb is not a notebook of this assignment (expected: double-it.ipynb).",
@@ -211,7 +216,9 @@ def test_each_upload_error_gives_400_with_its_message_and_stores_nothing(
         response = upload(client, world, files)
         html = response.get_data(as_text=True)
         assert response.status_code == 400, message
-        assert message in html, message
+        # Said next to the file field, not at the top of the page.
+        error = re.search(r'<p class="error" id="notebook-error">([^<]*)</p>', html)
+        assert error and message in error.group(1), (message, html)
         assert 'enctype="multipart/form-data"' in html  # the form is there to try again
         assert nothing_stored(app), message
 
@@ -235,7 +242,9 @@ def test_a_too_large_upload_gets_413(
         page_url(world), data=body, content_type=f"multipart/form-data; boundary={boundary}"
     )
     assert response.status_code == 413
-    assert "The upload is too large (the limit is 1 MB)." in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "The upload is too large (the limit is 1 MB)." in html
+    assert f'<a href="{page_url(world)}">Back to the form</a>' in html
     assert nothing_stored(app)
 
 
