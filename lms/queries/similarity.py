@@ -1,5 +1,6 @@
 """Similar submissions: learners' code compared after normalisation, so that renaming variables,
-rewording comments or reformatting does not hide a copy.
+rewording comments or reformatting does not hide a copy. (One file over 400 lines: the steps
+below are one argument, each relying on the one before.)
 
 Pure functions on notebooks as parsed JSON (plain dicts); nothing here reads files or the
 database, and nothing imports Flask. `lms.queries.insight` loads the notebooks and calls these.
@@ -19,7 +20,13 @@ The steps, for one submission:
    release's unmarked cells. Learners who left a cell as given have nothing left of it, so they
    never look alike because of the stub.
 4. Identifiers (names that are not keywords, builtins, or attributes after a dot) become
-   placeholders v1, v2, ... in order of first appearance across the whole submission.
+   placeholders v1, v2, ... in order of first appearance in the cell. Each cell on its own, so
+   that a cell can be held against the same cell of the reference solution and of others.
+
+Answers that are no evidence of copying are then left out (`reference_answers`,
+`shared_answers`): an answer cell equal, once normalised, to the source notebook's solution for
+that cell, or one that many learners hand in alike (SHARED_LEARNERS, or SHARED_SHARE of those
+compared if more). The cells that remain, one after the other, are the submission's fingerprint.
 
 Two submissions are compared with `difflib.SequenceMatcher.ratio` on their normalised token
 streams: 2 * matched tokens / (tokens of both). It reads as "the share of the code that is the
@@ -39,6 +46,9 @@ answers drawn from the same statements: 0.16 median, 0.28 at the 99th percentile
 `quick_ratio` (a multiset upper bound, against a matcher built once per submission) before
 ratio itself. 200 learners with similar 300-token answers take about half a second on one
 core; a cohort where every pair is alike (all 19,900 flagged) about three seconds.
+
+Flagged pairs are grouped into clusters (`clusters`: connected components), so that a group of
+five who share one answer is one line to read, not ten.
 """
 
 from __future__ import annotations
@@ -47,9 +57,12 @@ import builtins
 import difflib
 import io
 import keyword
+import math
 import re
+import sys
 import tokenize
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -63,6 +76,11 @@ MIN_TOKENS = 20
 # common (Jaccard index) to be compared token by token.
 SHINGLE = 5
 PREFILTER = 0.3
+# An answer this many learners share, or this share of those compared if more, is common
+# knowledge (an idiom, a hint from class, a well-known snippet), not evidence of copying: a
+# copying ring is two or three people, and at 4 the demo's 36 submitters already agree.
+SHARED_LEARNERS = 4
+SHARED_SHARE = 0.1
 
 BUILTINS = frozenset(dir(builtins))
 KEYWORDS = frozenset(keyword.kwlist)
@@ -94,6 +112,24 @@ class AnswerCell:
     key: str  # the nbgrader grade_id, or "" for an unmarked cell
     index: int  # position among the notebook's code cells
     source: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer cell as compared with the reference solution and with other learners'
+    answers: its place and its own code, identifiers renamed within the cell."""
+
+    notebook: str
+    key: str  # the nbgrader grade_id, or "" for an unmarked cell
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OwnCode:
+    """An answer cell of a submission as written, and normalised."""
+
+    cell: AnswerCell
+    answer: Answer
 
 
 @dataclass(frozen=True)
@@ -227,7 +263,7 @@ def rename(lines: Iterable[Line]) -> tuple[str, ...]:
             text = tok.text
             if tok.name and text not in KEYWORDS and text not in BUILTINS and previous != ".":
                 text = names.setdefault(text, f"v{len(names) + 1}")
-            out.append(text)
+            out.append(sys.intern(text))  # one string per token text: cached streams are small
             previous = tok.text
     return tuple(out)
 
@@ -281,21 +317,59 @@ def given_code(name: str, release: Mapping[str, Any]) -> tuple[dict[str, str], l
     return by_id, unmarked
 
 
-def fingerprint(
-    key: int,
-    notebooks: Mapping[str, Mapping[str, Any]],
-    releases: Mapping[str, Mapping[str, Any]],
-) -> Fingerprint:
-    """A submission's fingerprint. notebooks and releases map a notebook name to its parsed
-    JSON (the learner's, and the release's the learner started from)."""
-    lines: list[Line] = []
+def own_code(
+    notebooks: Mapping[str, Mapping[str, Any]], releases: Mapping[str, Mapping[str, Any]]
+) -> list[OwnCode]:
+    """The submission's answer cells less what the release gave, notebooks by name. notebooks
+    and releases map a notebook name to its parsed JSON (the learner's, and the release's the
+    learner started from)."""
+    out = []
     for name in sorted(notebooks):
         by_id, unmarked = given_code(name, releases.get(name, {}))
         for cell in answer_cells(name, notebooks[name]):
             # An unmarked cell may be one the release gave (set-up code), changed or not.
-            given = [by_id.get(cell.key, "")] if cell.key else unmarked
-            lines.extend(own_lines(cell.source, given))
-    return Fingerprint(key, rename(lines))
+            lines = own_lines(cell.source, [by_id.get(cell.key, "")] if cell.key else unmarked)
+            out.append(OwnCode(cell, Answer(name, cell.key, rename(lines))))
+    return out
+
+
+def fingerprint(
+    key: int,
+    notebooks: Mapping[str, Mapping[str, Any]],
+    releases: Mapping[str, Mapping[str, Any]],
+    left_out: Container[Answer] = frozenset(),
+) -> Fingerprint:
+    """A submission's fingerprint (see own_code), less the answers in left_out."""
+    return fingerprint_of(key, [c.answer for c in own_code(notebooks, releases)], left_out)
+
+
+def fingerprint_of(
+    key: int, answers: Iterable[Answer], left_out: Container[Answer] = frozenset()
+) -> Fingerprint:
+    """The fingerprint of a submission's answers, less those in left_out."""
+    return Fingerprint(key, tuple(t for a in answers if a not in left_out for t in a.tokens))
+
+
+# --- What is no evidence of copying --------------------------------------------------------
+
+
+def reference_answers(
+    sources: Mapping[str, Mapping[str, Any]], releases: Mapping[str, Mapping[str, Any]]
+) -> frozenset[Answer]:
+    """The source notebooks' solutions, normalised as a learner's answers are: a learner who
+    hands in the reference solution copied it from nobody in the cohort."""
+    return frozenset(c.answer for c in own_code(sources, releases) if c.answer.tokens)
+
+
+def shared_minimum(learners: int) -> int:
+    """How many learners must share an answer for it to be common knowledge."""
+    return max(SHARED_LEARNERS, math.ceil(SHARED_SHARE * learners))
+
+
+def shared_answers(answers: Iterable[Iterable[Answer]], minimum: int) -> frozenset[Answer]:
+    """The answers (one iterable per submission) that at least `minimum` submissions have."""
+    counts = Counter(a for each in answers for a in set(each) if a.tokens)
+    return frozenset(a for a, n in counts.items() if n >= minimum)
 
 
 # --- Comparing ------------------------------------------------------------------------------
@@ -350,3 +424,51 @@ def flag(
             matches.append(Match(min(a.key, b.key), max(a.key, b.key), round(score, 4)))
     matches.sort(key=lambda m: (-m.score, m.a, m.b))
     return matches
+
+
+# --- Clusters -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Submissions linked by flagged pairs (a connected component). links are the pairs that
+    joined its members, most alike first (a maximum spanning tree: each member is in one, and
+    a cluster of n has n - 1); pairs counts every flagged pair within it."""
+
+    members: tuple[int, ...]
+    links: tuple[Match, ...]
+    pairs: int
+
+    @property
+    def score(self) -> float:
+        return self.links[0].score
+
+
+def clusters(matches: Iterable[Match]) -> list[Cluster]:
+    """The flagged pairs grouped into clusters, most suspicious first: the highest similarity,
+    then the most members."""
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    links: list[Match] = []
+    ordered = sorted(matches, key=lambda m: (-m.score, m.a, m.b))
+    for m in ordered:  # Kruskal: the best pair that joins two groups links them
+        ra, rb = root(m.a), root(m.b)
+        if ra != rb:
+            parent[rb] = ra
+            links.append(m)
+    members: dict[int, list[int]] = {}
+    for x in parent:
+        members.setdefault(root(x), []).append(x)
+    tree: dict[int, list[Match]] = {}
+    for m in links:
+        tree.setdefault(root(m.a), []).append(m)
+    pairs = Counter(root(m.a) for m in ordered)
+    found = [Cluster(tuple(sorted(members[r])), tuple(tree[r]), pairs[r]) for r in tree]
+    found.sort(key=lambda c: (-c.score, -len(c.members), c.members))
+    return found

@@ -176,3 +176,80 @@ def test_two_hundred_alike_learners_are_all_paired() -> None:
     matches = similarity.flag(prints)
     assert len(matches) == 200 * 199 // 2
     assert all(m.score >= similarity.THRESHOLD for m in matches)
+
+
+# --- What is no evidence of copying, and clusters ---------------------------------------------
+
+# The source notebook's solution cell: the original answer between nbgrader's markers.
+SOLVED = (
+    ORIGINAL.replace(
+        '"""Mean and spread of values."""\n',
+        '"""Mean and spread of values."""\n    ### BEGIN SOLUTION\n',
+    )
+    + "    ### END SOLUTION\n"
+)
+SOURCE = {"lab": notebook(SOLVED)}
+
+
+def test_an_answer_equal_to_the_reference_solution_is_left_out() -> None:
+    reference = similarity.reference_answers(SOURCE, RELEASE)
+    # The source's solution cell, less the given signature; the set-up cell is the release's.
+    assert [(a.notebook, a.key) for a in reference] == [("lab", "summarise")]
+    code = similarity.own_code({"lab": notebook(RENAMED)}, RELEASE)
+    assert [c.answer in reference for c in code] == [False, True]
+    other = similarity.own_code({"lab": notebook(DIFFERENT)}, RELEASE)
+    assert not any(c.answer in reference for c in other)
+    # Two learners who both handed in the reference are alike, but not once it is left out.
+    a, b = fingerprint(1, ORIGINAL), fingerprint(2, RENAMED)
+    assert similarity.flag([a, b]) == [similarity.Match(1, 2, 1.0)]
+    left_a = similarity.fingerprint(1, {"lab": notebook(ORIGINAL)}, RELEASE, reference)
+    left_b = similarity.fingerprint(2, {"lab": notebook(RENAMED)}, RELEASE, reference)
+    assert left_a.tokens == left_b.tokens == ()
+    assert similarity.flag([left_a, left_b]) == []
+
+
+def test_an_answer_shared_by_many_is_left_out_and_the_rest_still_compared() -> None:
+    extra = ORIGINAL.replace("summarise", "helper")  # the same in an unmarked cell
+
+    def answers(answer: str, extra: str = "") -> list[similarity.Answer]:
+        return [c.answer for c in similarity.own_code({"lab": notebook(answer, extra)}, RELEASE)]
+
+    common = [answers(DIFFERENT) for _ in range(4)]
+    everyone = [*common, answers(DIFFERENT, extra), answers(DIFFERENT, extra.replace("total", "t"))]
+    shared = similarity.shared_answers(everyone, 4)
+    # Six have DIFFERENT; the set-up cell is the given one (no code of their own): not counted.
+    assert shared == {common[0][1]} and common[0][1].key == "summarise"
+    assert similarity.shared_answers(everyone, 7) == set()
+    prints = [similarity.fingerprint_of(n, each, shared) for n, each in enumerate(everyone)]
+    # The four with only the shared answer have nothing left; the two with the same helper do.
+    assert [p.size for p in prints[:4]] == [0, 0, 0, 0]
+    assert similarity.flag(prints) == [similarity.Match(4, 5, 1.0)]
+
+
+def test_the_shared_minimum_is_four_learners_or_a_tenth_of_them() -> None:
+    assert [similarity.shared_minimum(n) for n in (2, 36, 40, 41, 200)] == [4, 4, 4, 5, 20]
+
+
+def test_pairs_are_grouped_into_clusters_most_suspicious_first() -> None:
+    Match = similarity.Match
+    matches = [
+        Match(1, 2, 0.95),
+        Match(2, 3, 0.92),
+        Match(1, 3, 0.93),
+        Match(6, 7, 1.0),
+        Match(4, 5, 0.99),
+        Match(8, 9, 1.0),
+        Match(9, 10, 0.91),
+    ]
+    found = similarity.clusters(matches)
+    assert [(c.members, c.score, c.pairs) for c in found] == [
+        ((8, 9, 10), 1.0, 2),  # as alike as 6 and 7, and bigger
+        ((6, 7), 1.0, 1),
+        ((4, 5), 0.99, 1),
+        ((1, 2, 3), 0.95, 3),
+    ]
+    # The pairs that link each cluster: the most alike that join someone new, one per member
+    # after the first.
+    assert found[3].links == (Match(1, 2, 0.95), Match(1, 3, 0.93))
+    assert found[0].links == (Match(8, 9, 1.0), Match(9, 10, 0.91))
+    assert similarity.clusters([]) == []
