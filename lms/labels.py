@@ -52,6 +52,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "merged-away": _l("merged into another account"),
     "data-exported": _l("personal data downloaded"),
     "erased": _l("personal data erased"),
+    "certificate-revoked": _l("certificate revoked"),
 }
 
 
@@ -75,3 +76,4 @@ def register(app: Flask) -> None:
     app.add_template_filter(formatting.decimal, "decimal")
     app.add_template_filter(formatting.duration, "duration")
     app.add_template_filter(formatting.late_by, "late_by")
+    app.add_template_global(formatting.time_zone_name)

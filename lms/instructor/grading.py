@@ -2,8 +2,9 @@
 with a live progress bar, grading by hand question by question or learner by learner, and the
 audit trail of every grade.
 
-Learner work is shown as text only: sources and outputs are escaped by the templates, and the
-feedback HTML is served with a policy that lets it run nothing.
+Learner work is shown as text: code and outputs are escaped by the templates, written answers
+(Markdown) are rendered and sanitized by lms.instructor.answers, and the feedback HTML is served
+with a policy that lets it run nothing.
 
 Over 400 lines on purpose: the pages of one workflow (batches, grading by hand, history)
 share the same lookups and forms; apart, each module would import the others'.
@@ -14,17 +15,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import format_timedelta, ngettext
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
+from markupsafe import Markup
 
 from lms import feedback_page
 from lms.extensions import db
+from lms.instructor import answers
 from lms.instructor.forms import (
     AutogradeAllForm,
     CancelBatchForm,
@@ -70,7 +72,6 @@ def submissions(slug: str, assignment_slug: str) -> ResponseReturnValue:
         batches=marking.assignment_batches(assignment.id),
         autograde_form=AutogradeAllForm(cohort=chosen),
         regrade_form=RegradeForm(cohort=chosen, formdata=None),
-        late_by=late_by,
     )
 
 
@@ -208,6 +209,7 @@ def grade_question(slug: str, assignment_slug: str, grade_id: str) -> ResponseRe
     form.current_override = grade.manual_score if grade else None
     if current is not None and form.validate_on_submit():
         if _save_grade(form, current, cell):
+            flash(_("Saved the grade of %(name)s.", name=current.user.name), "saved")
             if n + 1 < len(latest):
                 return redirect(_question_url(assignment, cell, cohort, n + 1))
             flash(_("That was the last answer to this question."), "info")
@@ -267,8 +269,10 @@ def grade_cell(submission_id: int, cell_id: int) -> ResponseReturnValue:
     form.autograded = cell.kind == CellKind.AUTOGRADED
     form.current_override = grade.manual_score if grade else None
     if form.validate_on_submit() and _save_grade(form, found, cell):
-        flash(_("Grade saved."), "info")
-        return redirect(url_for(".submission", submission_id=found.id, _anchor=f"cell-{cell.id}"))
+        # Said in the cell saved (the page opens there), not at the top of the page.
+        return redirect(
+            url_for(".submission", submission_id=found.id, saved=cell.id, _anchor=f"cell-{cell.id}")
+        )
     return _submission_page(found, {cell.id: form}), 400
 
 
@@ -311,7 +315,6 @@ def _submission_page(found: Submission, posted: dict[int, GradeForm] | None = No
         job=job,
         feedback=sorted((job.feedback or {}) if job else {}),
         attempts=marking.learner_submissions(found.user_id, found.assignment_id, found.cohort_id),
-        late_by=late_by,
     )
 
 
@@ -398,13 +401,6 @@ def _question_url(assignment: Assignment, cell: GradedCell, cohort: Cohort | Non
 # --- Formatting --------------------------------------------------------------------------
 
 
-def late_by(seconds: int) -> str:
-    """How late, in the reader's language ("2 days"); "—" when on time."""
-    if seconds <= 0:
-        return "—"
-    return str(format_timedelta(timedelta(seconds=seconds), threshold=1.0))
-
-
 def clock(seconds: float | None) -> str:
     """A duration as h:mm:ss or m:ss, as lms/static/batch.js writes it; "—" when unknown."""
     if seconds is None:
@@ -435,6 +431,11 @@ class SubmittedCell:
     cell_type: str
     source: str
     outputs: tuple[CellOutput, ...]
+
+    @property
+    def markdown(self) -> Markup | None:
+        """A written answer (Markdown cell) as sanitized HTML; None for code."""
+        return answers.markdown_html(self.source) if self.cell_type == "markdown" else None
 
 
 def _submitted_cells(

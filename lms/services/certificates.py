@@ -33,7 +33,7 @@ from lms.models import (
     utcnow,
 )
 from lms.queries import gradebook
-from lms.services import ServiceError
+from lms.services import ServiceError, audit
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,10 @@ def issue(target: Cohort | Iterable[Enrolment], actor: User | None) -> list[Cert
 
 
 def revoke(certificate: Certificate, reason: str, actor: User | None) -> Certificate:
-    """Revoke the certificate (the verification page then says so, with the date). The
-    enrolment goes back to completed: it no longer counts as certified, and keeps its revoked
-    certificate, so it is not issued a new one. Revoking twice changes nothing."""
+    """Revoke the certificate (the verification page then says so, with the date), recorded
+    in the learner's audit log with the actor and the reason. The enrolment goes back to
+    completed: it no longer counts as certified, and keeps its revoked certificate, so it is
+    not issued a new one. Revoking twice changes nothing."""
     reason = reason.strip()
     if not reason:
         raise CertificateError(_("Give the reason for revoking the certificate."))
@@ -182,6 +183,8 @@ def revoke(certificate: Certificate, reason: str, actor: User | None) -> Certifi
     if enrolment.status == EnrolmentStatus.CERTIFIED:
         enrolment.status = EnrolmentStatus.COMPLETED
         enrolment.certified_at = None
+    # Who revoked it and why, in the learner's audit log (the row keeps the reason and when).
+    audit.record(actor, enrolment.user, "certificate-revoked", f"{certificate.code}: {reason}")
     db.session.commit()
     log.info(
         "certificate %s revoked by %s", certificate.code, f"user {actor.id}" if actor else "the CLI"

@@ -83,7 +83,8 @@ def test_late_policy_extensions_and_feedback_release(
     page = client.get(url)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert 'type="datetime-local"' in html and "Due (UTC)" in html and "Cut-off (UTC)" in html
+    assert 'type="datetime-local"' in html and "Due" in html and "Cut-off" in html
+    assert "Dates and times are in your time zone, UTC." in html
 
     # The late policy is saved, in UTC.
     due = (utcnow() + timedelta(days=10)).replace(second=0, microsecond=0)
@@ -109,7 +110,7 @@ def test_late_policy_extensions_and_feedback_release(
     learner = world.learners[1]
     extensions_url = url.removesuffix("/deadlines") + "/extensions"
     data = {
-        "extension-learner": str(learner.id),
+        "extension-learner": learner.email,
         "extension-due_at": local(due + timedelta(days=5)),
         "extension-reason": "Hospital stay",
         "csrf_token": csrf_token(client, url),
@@ -132,7 +133,7 @@ def test_late_policy_extensions_and_feedback_release(
     )
     # Someone outside the cohort cannot be chosen.
     outsider = factories.user("outsider@test.org")
-    response = client.post(extensions_url, data={**data, "extension-learner": str(outsider.id)})
+    response = client.post(extensions_url, data={**data, "extension-learner": outsider.email})
     assert response.status_code == 400
     assert db.session.scalar(sa.select(sa.func.count(Extension.id))) == 1
 
@@ -141,7 +142,8 @@ def test_late_policy_extensions_and_feedback_release(
     assert "Release feedback" in html and "Withdraw feedback" not in html
     token = csrf_token(client, url)
     response = client.post(
-        feedback_url, data={"feedback-release": "Release feedback", "csrf_token": token}
+        feedback_url,
+        data={"feedback-release": "Release feedback", "feedback-confirm": "y", "csrf_token": token},
     )
     assert response.status_code == 302
     db.session.expire_all()

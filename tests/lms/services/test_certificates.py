@@ -579,8 +579,11 @@ def test_a_coordinator_issues_a_cohorts_certificates(
     factories.coordinator(world.program, "coord@test.org")
     auth.login("coord@test.org")
     token = csrf_token(client, "/coordinate/")
+    # The box the form shows (and its number) confirm the act; test_certificate_pages
+    # checks the refusals without them.
     response = client.post(
-        issue_url(world.cohort), data={"csrf_token": token, "next": "/coordinate/?tab=x"}
+        issue_url(world.cohort),
+        data={"csrf_token": token, "next": "/coordinate/?tab=x", "confirm": "y", "expected": "2"},
     )
     assert response.status_code == 302
     assert response.headers["Location"] == "/coordinate/?tab=x"
@@ -588,7 +591,8 @@ def test_a_coordinator_issues_a_cohorts_certificates(
     assert certificate_of(world.ana, world.cohort).issued_by_id is not None
     # Again: nothing more; an outside `next` is not followed.
     response = client.post(
-        issue_url(world.cohort), data={"csrf_token": token, "next": "https://evil.example/"}
+        issue_url(world.cohort),
+        data={"csrf_token": token, "next": "https://evil.example/", "confirm": "y"},
     )
     assert response.headers["Location"] == f"/coordinate/programs/{world.program.slug}"
     assert flashes(client)[-1] == "No completed learner is waiting for a certificate."
@@ -630,7 +634,7 @@ def test_who_may_issue(world: World, app: Flask) -> None:
     assert (
         client.post("/certificates/cohorts/no-such-cohort/issue", data={"csrf_token": token})
     ).status_code == 404
-    client.post(issue_url(world.cohort), data={"csrf_token": token})
+    client.post(issue_url(world.cohort), data={"csrf_token": token, "confirm": "y"})
     assert certificates.uncertified_completed_count(world.cohort.id) == 0
 
 
@@ -641,6 +645,7 @@ def test_the_issue_form_partial(world: World, app: Flask) -> None:
         assert f'action="{issue_url(world.cohort)}"' in html
         assert 'name="csrf_token"' in html and 'value="/coordinate/cohorts/x?"' in html
         assert "Issue certificates to 2 completed learners" in html and "disabled" not in html
+        assert "Yes, issue certificates to the 2 completed learners of" in html
         html = render_template_string(page, cohort=world.cohort, completed_without_certificate=0)
         assert "disabled" in html and "Every completed learner has a certificate." in html
 

@@ -311,7 +311,8 @@ def test_overriding_an_autograded_score_needs_a_reason(
     saved = post(
         client, page, action, {f"{field}-score": "1", f"{field}-reason": "the test had a typo"}
     )
-    assert saved.status_code == 302 and saved.location.endswith(f"{page}#cell-{test.id}")
+    assert saved.status_code == 302
+    assert saved.location.endswith(f"{page}?saved={test.id}#cell-{test.id}")
     grade = db.session.scalar(sa.select(Grade).where(Grade.cell_id == test.id))
     assert grade is not None and grade.manual_score == 1.0
     assert grade.events[-1].source == "override"
