@@ -22,6 +22,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from lms.forms import EmailAddress, StrongPassword
 from lms.labels import LABELS
 from lms.models import OrganisationKind, Role
+from lms.services import passwords
 
 SLUG = Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", message=_l("Lowercase letters, digits and hyphens."))
 
@@ -38,9 +39,11 @@ class UserForm(FlaskForm):  # type: ignore[misc]
         _l("Password"),
         validators=[Optional(), StrongPassword()],
         description=_l(
-            "Optional. Without one, the user cannot sign in until they follow an invitation."
+            "Optional; if given, at least %(num)d characters. Without one, the user cannot "
+            "sign in until they follow an invitation.",
+            num=passwords.MIN_LENGTH,
         ),
-        render_kw={"autocomplete": "new-password"},
+        render_kw={"autocomplete": "new-password", "minlength": passwords.MIN_LENGTH},
     )
     organisation = SelectField(_l("Organisation"), coerce=int)
     submit = SubmitField(_l("Create user"))

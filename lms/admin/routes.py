@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
@@ -331,17 +332,7 @@ def cohort_detail(slug: str) -> ResponseReturnValue:
             flash(_("Nothing was imported: fix the rows below and upload the file again."), "error")
             status = 400
         else:
-            flash(
-                _(
-                    "%(rows)d rows: %(created)d new users, %(enrolled)d newly enrolled, "
-                    "%(already)d already enrolled.",
-                    rows=report.rows,
-                    created=report.users_created,
-                    enrolled=report.enrolled,
-                    already=report.already_enrolled,
-                ),
-                "info",
-            )
+            flash(_import_summary(report), "info")
             if form.invite.data:
                 batch = accounts.start_batch(cohort, current_user)
                 return redirect(
@@ -354,6 +345,21 @@ def cohort_detail(slug: str) -> ResponseReturnValue:
     return render_template(
         "admin/cohort.html", cohort=cohort, form=form, page=page, import_errors=import_errors
     ), status
+
+
+def _import_summary(report: learner_import.ImportReport) -> str:
+    """Each count with its own plural: "1 row: 1 new user, 1 newly enrolled, ..."."""
+    rows = ngettext("%(num)d row", "%(num)d rows", report.rows)
+    created = ngettext("%(num)d new user", "%(num)d new users", report.users_created)
+    return str(
+        _(
+            "%(rows)s: %(created)s, %(enrolled)s, %(already)s.",
+            rows=rows,
+            created=created,
+            enrolled=_("%(num)d newly enrolled", num=report.enrolled),
+            already=_("%(num)d already enrolled", num=report.already_enrolled),
+        )
+    )
 
 
 @bp.route("/organisations", methods=["GET", "POST"])

@@ -76,8 +76,10 @@ def import_learners(file: Path, cohort_slug: str, invite: bool) -> None:
                 click.echo(f"{file}:{error.line}: {error.message}", err=True)
             count = len(e.errors)
             fail(f"{count} problem{'s' if count != 1 else ''} found; nothing was imported.")
+    read = f"{report.rows} row{'s' if report.rows != 1 else ''}"
+    created = f"{report.users_created} new user{'s' if report.users_created != 1 else ''}"
     click.echo(
-        f"{report.rows} rows: {report.users_created} new users, {report.users_existing} existing; "
+        f"{read}: {created}, {report.users_existing} existing; "
         f"{report.enrolled} newly enrolled, {report.already_enrolled} already enrolled."
     )
     if invite:

@@ -4,7 +4,6 @@ gradebook and one learner's progress."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from flask import Blueprint, abort, render_template, request, url_for
@@ -13,9 +12,11 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from lms import formatting
 from lms.access import guard_blueprint
 from lms.models import Cohort, Program, Role
 from lms.queries import directory, enrolments, gradebook, progress
+from lms.reporting import svg_charts
 from lms.scopes import coordinated_program_ids, may_see
 from lms.services import certificates, labs
 
@@ -47,16 +48,16 @@ def cohort_or_404(slug: str) -> Cohort:
 
 @bp.get("/programs/<slug>")
 def program(slug: str) -> ResponseReturnValue:
-    from lms.reporting import charts  # matplotlib: loaded by the first dashboard only
-
     found = program_or_404(slug)
     board = progress.dashboard(found, _("No organisation"))
     return render_template(
         "coordinator/program.html",
         program=found,
         board=board,
-        funnel_svg=charts.funnel_svg(_funnel_stages(board), _("Learners at each stage")),
-        completions_svg=_completions_svg(board),
+        funnel_chart=svg_charts.funnel(
+            _funnel_stages(board), _("Learners at each stage"), format_decimal
+        ),
+        completions_chart=_completions_chart(board),
         rate_weeks=progress.RATE_WEEKS,
     )
 
@@ -85,18 +86,18 @@ def _funnel_stages(board: progress.Dashboard) -> tuple[tuple[str, int], ...]:
     )
 
 
-def _completions_svg(board: progress.Dashboard) -> str:
-    from lms.reporting import charts
-
+def _completions_chart(board: progress.Dashboard) -> svg_charts.Chart:
     f = board.forecast
-    return charts.completions_svg(
-        tuple(board.weekly),
-        board.start,
-        board.today,
-        f.target,
-        f.target_date,
-        f.forecast_date,
-        charts.CompletionsLabels(
+    # Dates as the page beside the chart shows them.
+    forecast_day = formatting.day(f.forecast_date) if f.forecast_date else "—"
+    return svg_charts.completions(
+        board.weekly,
+        start=board.start,
+        today=board.today,
+        target=f.target,
+        target_date=f.target_date,
+        forecast_date=f.forecast_date,
+        labels=svg_charts.CompletionsLabels(
             title=_("Completions against the target"),
             completed=_("Completed (cumulative)"),
             straight_line=_("Straight line to the target"),
@@ -105,7 +106,16 @@ def _completions_svg(board: progress.Dashboard) -> str:
             ),
             target=_("Target %(target)s", target=format_decimal(f.target)),
             learners=_("Learners"),
+            target_on=_("Target date: %(date)s", date=formatting.day(f.target_date)),
+            forecast_on=_("Forecast: %(date)s", date=forecast_day),
+            beyond=_(
+                "The forecast date, %(date)s, is past the end of this chart: the dates shown "
+                "stop at twice the time from the first cohort's start to the target date.",
+                date=forecast_day,
+            ),
         ),
+        number=format_decimal,
+        month=formatting.month,
     )
 
 
@@ -136,23 +146,23 @@ class Page:
 @bp.get("/cohorts/<slug>")
 def cohort(slug: str) -> ResponseReturnValue:
     found = cohort_or_404(slug)
-    book = gradebook.gradebook(found)
     sort = request.args.get("sort", "name")
     descending = request.args.get("dir") == "desc"
-    rows = book.sort(sort, descending)
-    pages = max(1, math.ceil(len(rows) / GRADEBOOK_PAGE_SIZE))
-    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
-    shown = rows[(page - 1) * GRADEBOOK_PAGE_SIZE : page * GRADEBOOK_PAGE_SIZE]
-    cohorts, _organisations = progress.breakdowns(found.program_id, _("No organisation"))
-    [funnel] = [f for f in cohorts if f.slug == found.slug]
+    shown = gradebook.gradebook_page(
+        found,
+        sort,
+        descending,
+        request.args.get("page", 1, type=int) or 1,
+        GRADEBOOK_PAGE_SIZE,
+    )
     return render_template(
         "coordinator/cohort.html",
         cohort=found,
-        book=book,
-        funnel=funnel,
-        rows=shown,
-        total_rows=len(rows),
-        page=Page(page, pages),
+        book=shown.book,
+        funnel=progress.cohort_funnel(found),
+        rows=shown.rows,
+        total_rows=shown.total,
+        page=Page(shown.page, shown.pages),
         sort=sort,
         descending=descending,
         active_days=progress.active_days(),

@@ -3,9 +3,12 @@ required assignment, its score after the late penalty, passed or not."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -112,15 +115,30 @@ class GradebookRow:
         return count
 
 
+def sorts_by_score(key: str) -> bool:
+    """Whether a gradebook sorted by `key` needs every learner's scores to find its order."""
+    return key == "passed" or (key.startswith("a") and key[1:].isdigit())
+
+
 @dataclass(frozen=True)
 class Gradebook:
     cohort: Cohort
     assignments: list[Assignment]
     rows: list[GradebookRow]
 
+    @cached_property
+    def shared_names(self) -> frozenset[str]:
+        """Names (casefolded) that more than one learner of the cohort has: the pages show
+        these learners' emails beside them, to tell them apart."""
+        counts = Counter(row.learner.name.casefold() for row in self.rows)
+        return frozenset(name for name, count in counts.items() if count > 1)
+
+    def shares_name(self, learner: User) -> bool:
+        return learner.name.casefold() in self.shared_names
+
     def sort(self, key: str, descending: bool = False) -> list[GradebookRow]:
         """Rows by "name", "email", "status", "passed" or an assignment id ("a12"); learners
-        without a score go last either way."""
+        without a score go last either way; learners of the same name by email."""
 
         def by(row: GradebookRow) -> tuple[bool, Any]:
             if key == "email":
@@ -135,7 +153,9 @@ class Gradebook:
                 return (final is None, final if final is not None else 0.0)
             return (False, row.learner.name.casefold())
 
-        ordered = sorted(self.rows, key=lambda r: r.learner.name.casefold())
+        ordered = sorted(
+            self.rows, key=lambda r: (r.learner.name.casefold(), r.learner.email.casefold())
+        )
         ordered.sort(key=by, reverse=descending)
         if descending:  # missing scores still last
             ordered.sort(key=lambda r: by(r)[0])
@@ -150,23 +170,62 @@ STATUS_ORDER = (
 )
 
 
-def gradebook(cohort: Cohort) -> Gradebook:
+def gradebook(cohort: Cohort, learners: Collection[int] | None = None) -> Gradebook:
     """Every learner of the cohort (withdrawn ones too) with the final score of their latest
-    attempt at each required assignment. Four queries."""
+    attempt at each required assignment; with `learners`, the attempts of those only (the
+    other rows have none). Four queries."""
     assignments = required_assignments(cohort.id)
     enrolments = db.session.execute(
         sa.select(Enrolment, User)
         .join(User, User.id == Enrolment.user_id)
         .where(Enrolment.cohort_id == cohort.id)
     ).tuples()
-    attempts = latest_attempts(cohort.id, [a.id for a in assignments])
-    per_user: dict[int, dict[int, Attempt]] = {}
-    for (user_id, assignment_id), attempt in attempts.items():
-        per_user.setdefault(user_id, {})[assignment_id] = attempt
+    per_user = _attempts_per_user(cohort.id, assignments, learners)
     rows = [
         GradebookRow(user, enrolment, per_user.get(user.id, {})) for enrolment, user in enrolments
     ]
     return Gradebook(cohort, assignments, rows)
+
+
+def _attempts_per_user(
+    cohort_id: int, assignments: Sequence[Assignment], learners: Collection[int] | None
+) -> dict[int, dict[int, Attempt]]:
+    users = None if learners is None else set(learners)
+    per_user: dict[int, dict[int, Attempt]] = {}
+    for (user_id, assignment_id), attempt in latest_attempts(
+        cohort_id, [a.id for a in assignments], users
+    ).items():
+        per_user.setdefault(user_id, {})[assignment_id] = attempt
+    return per_user
+
+
+@dataclass(frozen=True)
+class GradebookPage:
+    book: Gradebook  # the whole cohort's rows, without attempts unless sorted by a score
+    rows: list[GradebookRow]  # this page's, in order, with their attempts
+    total: int
+    page: int  # from 1
+    pages: int
+
+
+def gradebook_page(
+    cohort: Cohort, sort: str, descending: bool, page: int, per_page: int
+) -> GradebookPage:
+    """One page of the gradebook in the order asked (see Gradebook.sort); a page number out of
+    range gives the nearest page. Sorted by name, email or status, only the page's learners'
+    attempts are read, not the whole cohort's. Five queries at most."""
+    by_score = sorts_by_score(sort)
+    book = gradebook(cohort, None if by_score else ())
+    rows = book.sort(sort, descending)
+    pages = max(1, math.ceil(len(rows) / per_page))
+    page = min(max(page, 1), pages)
+    shown = rows[(page - 1) * per_page : page * per_page]
+    if not by_score:
+        per_user = _attempts_per_user(
+            cohort.id, book.assignments, {row.learner.id for row in shown}
+        )
+        shown = [replace(row, attempts=per_user.get(row.learner.id, {})) for row in shown]
+    return GradebookPage(book, shown, len(rows), page, pages)
 
 
 @dataclass(frozen=True)

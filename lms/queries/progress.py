@@ -168,20 +168,45 @@ class Funnel:
         return 100.0 * self.stalled / self.enrolled if self.enrolled else 0.0
 
 
-def _active_pairs(program_id: int, since: datetime) -> sa.Subquery:
-    """(user, cohort) of every submission in the program's cohorts since the moment."""
+def _active_pairs(cohort_ids: sa.ColumnElement[bool], since: datetime) -> sa.Subquery:
+    """(user, cohort) of every submission since the moment in the cohorts that `cohort_ids`
+    (a condition on Submission.cohort_id) picks."""
     return (
         # "+ 0" keeps SQLite from walking every submission in user order for the DISTINCT
         # (350 ms on 1.6 million rows) rather than the few recent ones (5 ms).
         sa.select((Submission.user_id + 0).label("user_id"), Submission.cohort_id)
-        .where(
-            Submission.submitted_at >= since,
-            Submission.cohort_id.in_(
-                sa.select(Cohort.id).where(Cohort.program_id == program_id).scalar_subquery()
-            ),
-        )
+        .where(Submission.submitted_at >= since, cohort_ids)
         .distinct()
         .subquery()
+    )
+
+
+def _program_cohorts(program_id: int) -> sa.ScalarSelect[int]:
+    return sa.select(Cohort.id).where(Cohort.program_id == program_id).scalar_subquery()
+
+
+def _status_counts(
+    everyone: sa.Select[Any], active: sa.Subquery
+) -> list[tuple[int, int | None, str, int]]:
+    """(cohort, organisation, status or "active-" + status, count) of the enrolments that
+    `everyone` selects, and of those among them with a submission in `active`."""
+    recent = everyone.join(
+        active,
+        sa.and_(active.c.user_id == Enrolment.user_id, active.c.cohort_id == Enrolment.cohort_id),
+    )
+    found = []
+    for query, prefix in ((everyone, ""), (recent, "active-")):
+        grouped = query.add_columns(sa.func.count()).group_by(
+            Enrolment.cohort_id, User.organisation_id, Enrolment.status
+        )
+        for cohort_id, organisation_id, status, count in db.session.execute(grouped).tuples():
+            found.append((cohort_id, organisation_id, prefix + status, count))
+    return found
+
+
+def _by_status() -> sa.Select[Any]:
+    return sa.select(Enrolment.cohort_id, User.organisation_id, Enrolment.status).join(
+        User, User.id == Enrolment.user_id
     )
 
 
@@ -203,27 +228,17 @@ def breakdowns(
     Two aggregate queries by (cohort, organisation, status): all enrolments, and those
     with a recent submission (driven by the few recent submissions, not by every learner),
     summed both ways here. About 0.1 s for 50,000 learners and 1.6 million submissions."""
-    by_status = sa.select(Enrolment.cohort_id, User.organisation_id, Enrolment.status).join(
-        User, User.id == Enrolment.user_id
+    everyone = (
+        _by_status()
+        .join(Cohort, Cohort.id == Enrolment.cohort_id)
+        .where(Cohort.program_id == program_id)
     )
-    everyone = by_status.join(Cohort, Cohort.id == Enrolment.cohort_id).where(
-        Cohort.program_id == program_id
-    )
-    active = _active_pairs(program_id, _since(now))
-    recent = by_status.join(
-        active,
-        sa.and_(active.c.user_id == Enrolment.user_id, active.c.cohort_id == Enrolment.cohort_id),
-    )
+    active = _active_pairs(Submission.cohort_id.in_(_program_cohorts(program_id)), _since(now))
     per_cohort: dict[int, Counter[str]] = {}
     per_organisation: dict[int | None, Counter[str]] = {}
-    for query, prefix in ((everyone, ""), (recent, "active-")):
-        grouped = query.add_columns(sa.func.count()).group_by(
-            Enrolment.cohort_id, User.organisation_id, Enrolment.status
-        )
-        for cohort_id, organisation_id, status, count in db.session.execute(grouped).tuples():
-            for key in (prefix + status, prefix + "any"):
-                per_cohort.setdefault(cohort_id, Counter())[key] += count
-                per_organisation.setdefault(organisation_id, Counter())[key] += count
+    for cohort_id, organisation_id, key, count in _status_counts(everyone, active):
+        per_cohort.setdefault(cohort_id, Counter())[key] += count
+        per_organisation.setdefault(organisation_id, Counter())[key] += count
 
     names = dict(db.session.execute(sa.select(Organisation.id, Organisation.name)).tuples().all())
     cohorts = db.session.scalars(sa.select(Cohort).where(Cohort.program_id == program_id))
@@ -244,6 +259,24 @@ def breakdowns(
         for key, counts in per_organisation.items()
     ]
     return laggards_first(by_cohort, today), laggards_first(by_organisation, today)
+
+
+def cohort_funnel(cohort: Cohort, now: datetime | None = None) -> Funnel:
+    """One cohort's row of `breakdowns`, counted for that cohort alone (two queries)."""
+    everyone = _by_status().where(Enrolment.cohort_id == cohort.id)
+    active = _active_pairs(Submission.cohort_id == cohort.id, _since(now))
+    counts: Counter[str] = Counter()
+    for _cohort_id, _organisation_id, key, count in _status_counts(everyone, active):
+        counts[key] += count
+    organisation = cohort.organisation.name if cohort.organisation is not None else ""
+    return _funnel(
+        cohort.name,
+        counts,
+        slug=cohort.slug,
+        organisation=organisation,
+        starts_on=cohort.starts_on,
+        ends_on=cohort.ends_on,
+    )
 
 
 def _funnel(name: str, counts: Counter[str], **where: Any) -> Funnel:

@@ -1,5 +1,6 @@
-"""The charts of the dashboards and reports, drawn on the server with matplotlib: SVG for pages
-(text stays text, so it is translated, selectable and read by screen readers), PNG for PDFs.
+"""The charts of the PDF reports, drawn on the server with matplotlib as PNG. The pages draw
+the same charts as SVG without matplotlib (lms.reporting.svg_charts), with the same dates
+across (svg_charts.completions_axis) and the same colours.
 
 Only the object-oriented API (Figure), never pyplot: no global state, safe in threads.
 Labels come in already translated; nothing here calls gettext.
@@ -9,11 +10,9 @@ from __future__ import annotations
 
 import functools
 import io
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache, lru_cache
+from functools import cache
 from typing import ParamSpec
 
 import matplotlib
@@ -21,12 +20,10 @@ from matplotlib import dates as mdates
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-P = ParamSpec("P")
+from lms.reporting.svg_charts import BLUE, FUNNEL, GREY, ORANGE, completions_axis
+from lms.reporting.svg_charts import CompletionsLabels as CompletionsLabels
 
-BLUE = "#1f5fa8"  # completions: 7:1 on white
-ORANGE = "#a34f00"  # the forecast
-GREY = "#555555"  # the straight line to the target
-FUNNEL = ("#6b7c93", "#1f5fa8", "#2d7d46", "#7a3e9d", "#a34f00")
+P = ParamSpec("P")
 
 # Families tried in order for each glyph: DejaVu (ships with matplotlib: Latin, Vietnamese),
 # then a CJK font where the system has one, so Korean labels in PNGs are not boxes.
@@ -61,16 +58,6 @@ def _with_fonts(draw: Callable[P, Figure]) -> Callable[P, Figure]:
     return drawn
 
 
-@dataclass(frozen=True)
-class CompletionsLabels:
-    title: str
-    completed: str  # "Completed"
-    straight_line: str  # "Straight line to the target"
-    forecast: str  # "Forecast at 12.5 a week"
-    target: str  # "Target 1,200"
-    learners: str  # y axis
-
-
 @_with_fonts
 def completions(
     weekly: Sequence[tuple[date, int]],
@@ -84,14 +71,11 @@ def completions(
 ) -> Figure:
     """Cumulative completions per week against the straight line from `start` (no one
     completed) to the target on the target date, and the forecast line from today's count to
-    the target on the forecast date. The x axis ends at the later of the target date and the
-    forecast date, but never more than the program's own length past the target date."""
+    the target on the forecast date; the dates across as on the page (completions_axis), the
+    forecast past them said in a note when the labels have one."""
     completed_now = weekly[-1][1] if weekly else 0
-    end = target_date
-    if forecast_date is not None:
-        span = max(timedelta(days=30), target_date - start)
-        end = max(end, min(forecast_date, target_date + span))
-    end = max(end, today)
+    axis = completions_axis(start, today, target_date, forecast_date)
+    end = axis.end
 
     figure = _figure(7.5, 3.6)
     axes = figure.add_subplot()
@@ -129,7 +113,17 @@ def completions(
         color=GREY,
         fontsize=8,
     )
-    axes.set_xlim(float(mdates.date2num(start)), float(mdates.date2num(end)))
+    if forecast_date is not None and axis.forecast_beyond and labels.beyond:
+        axes.annotate(
+            labels.beyond,
+            xy=(float(mdates.date2num(end)), target),
+            xytext=(-2, -12),
+            textcoords="offset points",
+            ha="right",
+            color=ORANGE,
+            fontsize=8,
+        )
+    axes.set_xlim(float(mdates.date2num(axis.start)), float(mdates.date2num(end)))
     axes.set_ylim(0, target * 1.12)
     locator = mdates.AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
@@ -160,79 +154,7 @@ def funnel(stages: Sequence[tuple[str, int]], title: str) -> Figure:
     return figure
 
 
-def to_svg(figure: Figure, title: str) -> str:
-    """Inline SVG for a page: scales with its container (viewBox, no fixed size), says what it
-    shows to screen readers (role=img and a <title>), deterministic ids, and styled with
-    presentation attributes only, since the pages' Content-Security-Policy refuses inline
-    style (matplotlib writes style="..." and a <style> element)."""
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lms"}):
-        out = io.StringIO()
-        figure.savefig(out, format="svg", metadata={"Date": None})
-    svg = out.getvalue()
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r'\s(width|height)="[^"]*pt"', "", svg, count=2)
-    svg = re.sub(r"\s*<style[^>]*>.*?</style>\s*", "", svg, flags=re.DOTALL)
-    svg = svg.replace("<svg ", '<svg stroke-linejoin="round" stroke-linecap="butt" ', 1)
-    svg = re.sub(r'style="([^"]*)"', lambda m: _attributes(m.group(1)), svg)
-    escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return svg.replace("<svg ", '<svg role="img" class="chart" ', 1).replace(
-        ">", f"><title>{escaped}</title>", 1
-    )
-
-
-def _attributes(style: str) -> str:
-    """CSS declarations as SVG presentation attributes; the font shorthand matplotlib writes
-    ("[weight|style ]12px 'DejaVu Sans'") split into its parts."""
-    attributes = []
-    for declaration in style.split(";"):
-        name, _, value = declaration.partition(":")
-        name, value = name.strip(), value.strip()
-        if not name:
-            continue
-        if name == "font":
-            match = re.match(r"(?P<pre>.*?)(?P<size>[\d.]+px)\s+(?P<family>.+)", value)
-            if match is None:
-                continue
-            attributes.append(f'font-size="{match["size"]}"')
-            attributes.append(f'font-family="{match["family"].replace(chr(34), chr(39))}"')
-            for word in match["pre"].split():
-                kind = "font-style" if word in ("italic", "oblique") else "font-weight"
-                attributes.append(f'{kind}="{word}"')
-        else:
-            attributes.append(f'{name}="{value}"')
-    return " ".join(attributes)
-
-
 def to_png(figure: Figure, dpi: int = 150) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=dpi)
     return out.getvalue()
-
-
-# Pages draw the same charts again and again until the figures change: the SVG of each set
-# of inputs (labels included, so each language) is kept. Drawing takes 0.1 to 0.3 s.
-@lru_cache(maxsize=64)
-def completions_svg(
-    weekly: tuple[tuple[date, int], ...],
-    start: date,
-    today: date,
-    target: int,
-    target_date: date,
-    forecast_date: date | None,
-    labels: CompletionsLabels,
-) -> str:
-    figure = completions(
-        weekly,
-        start=start,
-        today=today,
-        target=target,
-        target_date=target_date,
-        forecast_date=forecast_date,
-        labels=labels,
-    )
-    return to_svg(figure, labels.title)
-
-
-@lru_cache(maxsize=64)
-def funnel_svg(stages: tuple[tuple[str, int], ...], title: str) -> str:
-    return to_svg(funnel(stages, title), title)

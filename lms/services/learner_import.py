@@ -1,7 +1,9 @@
 """Import learners from CSV into a cohort: all rows or none, and re-imports change nothing.
 
 The file is checked whole before anything is written; every bad row is reported with its line
-number. Writes go in bulk (a few statements per thousand rows), so 50,000 rows take seconds.
+number, as a code and its values, said in the reader's language where it is shown
+(RowError.message). Writes go in bulk (a few statements per thousand rows), so 50,000 rows
+take seconds.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy.exc import IntegrityError
 
 from lms.extensions import db
@@ -39,11 +43,50 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RowError:
+    """A problem of the file at a line: a code (see describe) and the values its message
+    names. Kept untranslated, so that each page, mail or terminal says it in its reader's
+    language."""
+
     line: int
-    message: str
+    code: str
+    params: dict[str, str | int] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return describe(self)
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return str(_("line %(line)d: %(problem)s", line=self.line, problem=self.message))
+
+
+def describe(error: RowError) -> str:
+    """The problem in the reader's language (gettext's: the request's, else English)."""
+    p = error.params
+    messages: dict[str, Callable[[], str]] = {
+        "not-utf8": lambda: _("not valid UTF-8 text; save the file as 'CSV UTF-8' and retry"),
+        "empty-file": lambda: _("the file is empty; the first line must name the columns"),
+        "unreadable-file": lambda: _("not a readable CSV file (%(reason)s)", **p),
+        "unknown-columns": lambda: _("unknown columns: %(columns)s; allowed: %(allowed)s", **p),
+        "repeated-columns": lambda: _("columns given twice: %(columns)s", **p),
+        "missing-columns": lambda: _("missing required columns: %(columns)s", **p),
+        "field-count": lambda: ngettext(
+            "expected %(num)d field, found %(found)d",
+            "expected %(num)d fields, found %(found)d",
+            int(p["num"]),
+            found=p["found"],
+        ),
+        "missing-email": lambda: _("missing email"),
+        "invalid-email": lambda: _("not a valid email address: '%(email)s'", **p),
+        "duplicate-email": lambda: _("duplicate email %(email)s (first on line %(first)d)", **p),
+        "long-name": lambda: _("name longer than %(num)d characters", **p),
+        "unknown-organisation": lambda: _("unknown organisation '%(name)s'", **p),
+        "unreadable-row": lambda: _("not a readable CSV row (%(reason)s)", **p),
+        "no-learners": lambda: _("no learners in the file"),
+        "concurrent-change": lambda: _(
+            "another change to these learners happened at the same time; retry"
+        ),
+    }
+    return messages[error.code]()
 
 
 @dataclass(frozen=True)
@@ -71,9 +114,16 @@ class ImportRejected(ServiceError):
     def __str__(self) -> str:
         shown = "; ".join(str(e) for e in self.errors[:5])
         more = len(self.errors) - 5
-        return f"Nothing was imported. {shown}" + (
-            f"; and {more} more problems" if more > 0 else ""
-        )
+        if more > 0:
+            return str(
+                ngettext(
+                    "Nothing was imported. %(problems)s; and %(num)d more problem",
+                    "Nothing was imported. %(problems)s; and %(num)d more problems",
+                    more,
+                    problems=shown,
+                )
+            )
+        return str(_("Nothing was imported. %(problems)s", problems=shown))
 
 
 def parse(data: bytes) -> tuple[list[LearnerRow], list[RowError]]:
@@ -87,27 +137,25 @@ def parse(data: bytes) -> tuple[list[LearnerRow], list[RowError]]:
     try:
         header = next(reader)
     except StopIteration:
-        return [], [RowError(1, "the file is empty; the first line must name the columns")]
+        return [], [RowError(1, "empty-file")]
     except csv.Error as e:
-        return [], [RowError(1, f"not a readable CSV file ({e})")]
+        return [], [RowError(1, "unreadable-file", {"reason": str(e)})]
     columns = [COLUMN_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
     unknown = [h for h, c in zip(header, columns, strict=True) if c not in COLUMNS]
     if unknown:
         errors.append(
             RowError(
                 1,
-                "unknown columns: "
-                + ", ".join(repr(u) for u in unknown)
-                + "; allowed: "
-                + ", ".join(COLUMNS),
+                "unknown-columns",
+                {"columns": ", ".join(repr(u) for u in unknown), "allowed": ", ".join(COLUMNS)},
             )
         )
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
-        errors.append(RowError(1, "columns given twice: " + ", ".join(duplicated)))
+        errors.append(RowError(1, "repeated-columns", {"columns": ", ".join(duplicated)}))
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        errors.append(RowError(1, "missing required columns: " + ", ".join(missing)))
+        errors.append(RowError(1, "missing-columns", {"columns": ", ".join(missing)}))
     if errors:
         return [], errors
 
@@ -123,40 +171,40 @@ def parse(data: bytes) -> tuple[list[LearnerRow], list[RowError]]:
                 continue
             if len(record) != len(columns):
                 errors.append(
-                    RowError(line, f"expected {len(columns)} fields, found {len(record)}")
+                    RowError(line, "field-count", {"num": len(columns), "found": len(record)})
                 )
                 continue
             email = normalize_email(record[index["email"]])
             name = record[index["name"]].strip() if "name" in index else ""
             org_text = record[index["organisation"]].strip() if "organisation" in index else ""
             if not email:
-                errors.append(RowError(line, "missing email"))
+                errors.append(RowError(line, "missing-email"))
                 continue
             if not is_valid_email(email):
-                errors.append(RowError(line, f"not a valid email address: {email!r}"))
+                errors.append(RowError(line, "invalid-email", {"email": email}))
                 continue
             if email in first_line_of:
                 errors.append(
                     RowError(
-                        line, f"duplicate email {email} (first on line {first_line_of[email]})"
+                        line, "duplicate-email", {"email": email, "first": first_line_of[email]}
                     )
                 )
                 continue
             first_line_of[email] = line
             if len(name) > MAX_NAME_LENGTH:
-                errors.append(RowError(line, f"name longer than {MAX_NAME_LENGTH} characters"))
+                errors.append(RowError(line, "long-name", {"num": MAX_NAME_LENGTH}))
                 continue
             organisation_id = None
             if org_text:
                 organisation_id = organisations.get(org_text.lower())
                 if organisation_id is None:
-                    errors.append(RowError(line, f"unknown organisation {org_text!r}"))
+                    errors.append(RowError(line, "unknown-organisation", {"name": org_text}))
                     continue
             rows.append(LearnerRow(line, email, name or email.split("@")[0], organisation_id))
     except csv.Error as e:
-        errors.append(RowError(line + 1, f"not a readable CSV row ({e})"))
+        errors.append(RowError(line + 1, "unreadable-row", {"reason": str(e)}))
     if not rows and not errors:
-        errors.append(RowError(2, "no learners in the file"))
+        errors.append(RowError(2, "no-learners"))
     return rows, errors
 
 
@@ -166,9 +214,7 @@ def _encoding_errors(data: bytes) -> list[RowError]:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
-            errors.append(
-                RowError(number, "not valid UTF-8 text; save the file as 'CSV UTF-8' and retry")
-            )
+            errors.append(RowError(number, "not-utf8"))
     return errors
 
 
@@ -271,9 +317,7 @@ def import_learners(
         db.session.commit()
     except IntegrityError as e:
         db.session.rollback()
-        raise ImportRejected(
-            [RowError(0, "another change to these learners happened at the same time; retry")]
-        ) from e
+        raise ImportRejected([RowError(0, "concurrent-change")]) from e
     except BaseException:
         db.session.rollback()
         raise

@@ -8,15 +8,26 @@ import io
 import re
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from lms.coordinator import routes
+from lms.extensions import db
+from lms.queries import gradebook, progress
 from lms.reporting import exports, report
 from lms.services import completion
 from tests import factories
 from tests.conftest import Auth
-from tests.lms.services.test_completion import Learners, World, build, make_learners
+from tests.lms.services.test_completion import (
+    DAY,
+    NOW,
+    Learners,
+    World,
+    build,
+    make_learners,
+    submit,
+)
 
 
 @pytest.fixture
@@ -144,3 +155,81 @@ def test_a_coordinator_sees_only_their_programs(
     auth.login("plain@test.org")
     for url in pages:
         assert client.get(url).status_code == 403
+
+
+@pytest.mark.usefixtures("coordinator")
+def test_learners_of_the_same_name_are_told_apart_by_email(
+    client: FlaskClient, world: World, people: Learners
+) -> None:
+    people.a.name = people.b.name = "Kim Minji"
+    people.c.name = "kim minji"  # the same name, however it is capitalised
+    db.session.commit()
+    url = f"/coordinate/cohorts/{world.cohort.slug}"
+    for query in ("", "?sort=passed", "?sort=status&dir=desc"):
+        html = client.get(url + query).get_data(as_text=True)
+        for learner in (people.a, people.b, people.c):
+            assert re.search(
+                rf">{re.escape(learner.name)}</a> <span class=\"learner-email\">"
+                rf"{re.escape(learner.email)}</span>",
+                html,
+            ), learner.email
+        # A name nobody else has is shown alone.
+        assert f">{people.d.name}</a></th>" in html
+        assert people.d.email not in html
+
+
+def test_one_cohorts_funnel_is_its_row_of_the_programs(
+    app: Flask, world: World, people: Learners
+) -> None:
+    completion.refresh(world.cohort.id)
+    other = factories.cohort(world.program, "Autumn", courses=[world.course])
+    factories.learner(other, "autumn@test.org")
+    for found, now in (
+        (world.cohort, None),
+        (world.cohort, NOW),  # learners active then: the active and stalled counts differ
+        (other, None),
+    ):
+        rows, _organisations = progress.breakdowns(world.program.id, "-", now)
+        [row] = [f for f in rows if f.slug == found.slug]
+        assert progress.cohort_funnel(found, now) == row
+
+
+def test_a_gradebook_page_has_the_same_rows_as_the_whole_gradebook(
+    app: Flask, world: World, people: Learners
+) -> None:
+    people.a.name = people.f.name = "Same Name"  # ties broken by email, page after page
+    db.session.commit()
+    whole = gradebook.gradebook(world.cohort)
+    sorts = ["name", "email", "status", "passed", *[f"a{a.id}" for a in whole.assignments]]
+    for sort in sorts:
+        for descending in (False, True):
+            expected = whole.sort(sort, descending)
+            for page in (1, 2, 3):
+                shown = gradebook.gradebook_page(world.cohort, sort, descending, page, 4)
+                assert (shown.total, shown.pages, shown.page) == (6, 2, min(page, 2))
+                start = (shown.page - 1) * 4
+                assert shown.rows == expected[start : start + 4], (sort, descending, page)
+
+
+@pytest.mark.usefixtures("coordinator")
+def test_the_gradebooks_queries_do_not_grow_with_its_learners(
+    client: FlaskClient, world: World
+) -> None:
+    url = f"/coordinate/cohorts/{world.cohort.slug}"
+
+    def statements(path: str) -> int:
+        seen: list[str] = []
+        listen = lambda *args: seen.append(args[2])  # noqa: E731
+        sa.event.listen(db.engine, "before_cursor_execute", listen)
+        try:
+            assert client.get(path).status_code == 200
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", listen)
+        return len(seen)
+
+    few = {path: statements(path) for path in (url, f"{url}?sort=passed")}
+    for n in range(30):
+        learner = factories.learner(world.cohort, f"more{n}@test.org")
+        submit(world, learner, 0, NOW - 12 * DAY, 7.0)
+    for path, count in few.items():
+        assert statements(path) == count, path

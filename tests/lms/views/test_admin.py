@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import re
+
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
+from flask_babel import force_locale
+from markupsafe import escape
+from werkzeug.test import TestResponse
 
 from lms.extensions import db
 from lms.models import Cohort, Organisation, Program, Role, RoleGrant, User
+from lms.services import learner_import, users
 from tests import factories
-from tests.conftest import Auth, post_form
+from tests.conftest import Auth, csrf_token, post_form
 
 
 @pytest.fixture
@@ -154,11 +162,100 @@ def test_admin_cannot_revoke_own_admin_role(admin_client: FlaskClient) -> None:
 
 def test_user_list_search_and_pagination(admin_client: FlaskClient) -> None:
     cohort = factories.cohort(factories.program())
-    from lms.services import learner_import
-
     rows = "\n".join(f"learner{n:03d}@test.org,Learner {n}" for n in range(120))
     learner_import.import_learners(cohort, f"email,name\n{rows}\n".encode())
     page1 = admin_client.get("/admin/users").get_data(as_text=True)
     assert "121 users" in page1 and "Page 1 of 3" in page1
     found = admin_client.get("/admin/users?q=learner007").get_data(as_text=True)
     assert "learner007@test.org" in found and "learner008@test.org" not in found
+
+
+def test_the_new_user_form_comes_first_and_says_the_password_rule(
+    admin_client: FlaskClient,
+) -> None:
+    cohort = factories.cohort(factories.program())
+    rows = "\n".join(f"learner{n:03d}@test.org,Learner {n}" for n in range(60))
+    learner_import.import_learners(cohort, f"email,name\n{rows}\n".encode())
+    html = admin_client.get("/admin/users").get_data(as_text=True)
+    # The form, folded, above the first page of users rather than under it.
+    assert html.index('<details class="new-user" id="new-user">') < html.index('name="email"')
+    assert html.index('name="email"') < html.index("<table")
+    assert len(re.findall(r'href="/admin/users/\d+"', html)) == 50  # a page of 50 users
+    assert "61 users" in html and "Page 1 of 2" in html
+    assert "at least 12 characters" in html and 'minlength="12"' in html
+
+    refused = post_form(
+        admin_client,
+        "/admin/users",
+        {"email": "new@test.org", "name": "New", "password": "short", "organisation": 0},
+    )
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert '<details class="new-user" id="new-user" open>' in page  # the problem in sight
+    assert "Use at least 12 characters." in page
+    assert users.find_by_email("new@test.org") is None
+
+
+def test_a_search_that_matches_nobody_says_so(admin_client: FlaskClient) -> None:
+    html = admin_client.get("/admin/users?q=nobody-at-all").get_data(as_text=True)
+    assert "0 users" in html and "No user matches." in html
+
+
+def upload(client: FlaskClient, cohort: Cohort, data: bytes, language: str = "en") -> TestResponse:
+    path = f"/admin/cohorts/{cohort.slug}"
+    return client.post(
+        path,
+        data={"csrf_token": csrf_token(client, path), "file": (io.BytesIO(data), "learners.csv")},
+        content_type="multipart/form-data",
+        headers={"Accept-Language": language},
+    )
+
+
+@pytest.mark.parametrize("language", ["vi", "ko"])
+def test_import_row_errors_are_said_in_the_readers_language(
+    app: Flask, admin_client: FlaskClient, language: str
+) -> None:
+    cohort = factories.cohort(factories.program())
+    factories.organisation("Da Nang Digital Hub")
+    data = (
+        b"email,name,organisation\n"
+        b",No Email,\n"
+        b"not-an-email,Bad,\n"
+        b"a@test.org,A,\n"
+        b"a@test.org,A again,\n"
+        b"b@test.org,B,Acme Robotics\n"
+        b"c@test.org,C\n"
+    )
+    response = upload(admin_client, cohort, data, language)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    with pytest.raises(learner_import.ImportRejected) as rejected:
+        learner_import.import_learners(cohort, data)
+    errors = rejected.value.errors
+    assert [e.code for e in errors] == [
+        "missing-email",
+        "invalid-email",
+        "duplicate-email",
+        "unknown-organisation",
+        "field-count",
+    ]
+    for error in errors:
+        english = error.message  # outside a request: the default language
+        with app.test_request_context(), force_locale(language):
+            said = error.message
+        assert said != english, f"{english!r} has no {language} translation"
+        assert f'<td class="num">{error.line}</td><td>{escape(said)}</td>' in html
+        assert escape(english) not in html
+
+
+def test_import_summary_counts_rows_in_the_singular_and_the_plural(
+    admin_client: FlaskClient,
+) -> None:
+    cohort = factories.cohort(factories.program())
+    one = upload(admin_client, cohort, b"email\none@test.org\n")
+    assert one.status_code == 302
+    flashed = admin_client.get(one.headers["Location"]).get_data(as_text=True)
+    assert "1 row: 1 new user, 1 newly enrolled, 0 already enrolled." in flashed
+    two = upload(admin_client, cohort, b"email\none@test.org\ntwo@test.org\n")
+    flashed = admin_client.get(two.headers["Location"]).get_data(as_text=True)
+    assert "2 rows: 1 new user, 1 newly enrolled, 1 already enrolled." in flashed
