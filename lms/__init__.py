@@ -78,6 +78,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(commands.lms)
 
     app.add_url_rule("/", "index", index)
+    # Browsers ask for /favicon.ico whatever the page says: the same icon, no 404.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     return app

@@ -45,10 +45,21 @@ def select_timezone() -> str | None:
     return valid_timezone(request.cookies.get(TIMEZONE_COOKIE))
 
 
+def time_zone_name() -> str:
+    """The zone pages are shown in ("Asia/Seoul", "UTC"), to say so beside date inputs."""
+    return str(get_timezone())
+
+
+def viewer_zone() -> ZoneInfo:
+    """The reader's zone as a zoneinfo zone: Flask-Babel hands out pytz zones, whose
+    replace(tzinfo=...) would read a typed-in time with the city's 19th-century offset."""
+    return ZoneInfo(time_zone_name())
+
+
 def _local(moment: datetime) -> datetime:
     if moment.tzinfo is None:  # SQLite hands back naive UTC
         moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-    return moment.astimezone(get_timezone())
+    return moment.astimezone(viewer_zone())
 
 
 def when(moment: datetime | None, seconds: bool = False) -> str:
@@ -60,7 +71,7 @@ def when(moment: datetime | None, seconds: bool = False) -> str:
     locale = get_locale()
     clock = format_time(local, "medium" if seconds else "short", locale=locale)
     day_part = format_date(local, "medium", locale=locale)
-    joined = get_datetime_format("medium", locale=locale).replace("{1}", day_part)
+    joined = str(get_datetime_format("medium", locale=locale)).replace("{1}", day_part)
     return f"{joined.replace('{0}', clock)} {local.strftime('%Z')}"
 
 
@@ -72,6 +83,11 @@ def day(value: date | datetime | None) -> str:
     if isinstance(value, datetime):
         value = _local(value).date()
     return format_date(value, "medium", locale=get_locale())
+
+
+def month(value: date) -> str:
+    """A month as the reader's language writes it: "Apr 2027", "thg 4 2027", "4월 2027"."""
+    return format_date(value, "MMM y", locale=get_locale())
 
 
 def decimal(value: Any, digits: int = 2) -> str:

@@ -353,14 +353,9 @@ class LabHub:
 
     def _spawn(self, owner: int) -> LabServer:
         private = self.runtime / str(owner)
-        for name in ("runtime", "data", "config/labconfig"):
+        for name in ("runtime", "data", "config"):
             (private / name).mkdir(parents=True, exist_ok=True)
         os.chmod(private, 0o700)
-        # nbgrader's front end (its menu, the Validate button) talks to server extensions the
-        # lab does not run: the LMS grades.
-        (private / "config" / "labconfig" / "page_config.json").write_text(
-            json.dumps({"disabledExtensions": {"@jupyter/nbgrader": True}})
-        )
         root = self.workspace(owner)
         root.mkdir(parents=True, exist_ok=True)
         config = server.write_config(
@@ -991,6 +986,22 @@ def make_proxy(lms_url: str, hub: LabHub | None = None) -> Any:
                 self._refuse(signed_in)
                 return
             self.lab_headers = hub.server_headers(lab)
+
+        def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+            """The subprotocol the lab server chose (Jupyter's kernel protocol v1): without it
+            the browser drops the socket and falls back, an error on every lab open."""
+            client = getattr(self, "ws_client", None)
+            chosen = client.selected_subprotocol if client is not None else None
+            return chosen if chosen in subprotocols else None
+
+        def on_message(self, message: str | bytes) -> None:
+            """As the base class, but binary frames stay binary: Jupyter's kernel protocol v1
+            sends binary, which the base class forwards as (invalid) text."""
+            if self.ws_client:
+                prefix = self.target["prefix"] if self.target else ""
+                if prefix:
+                    self.proxy.update_last_activity(prefix)
+                self.ws_client.write_message(message, binary=isinstance(message, bytes))
 
         def _refuse(self, signed_in: int | None) -> None:
             page = self.request.method == "GET" and "text/html" in self.request.headers.get(

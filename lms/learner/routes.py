@@ -272,10 +272,11 @@ def _instant_tests(
     ]
 
 
-@bp.get("/submissions/<int:submission_id>/files/<path:name>")
-def submitted_file(submission_id: int, name: str) -> ResponseReturnValue:
+@bp.get("/submissions/<int:submission_id>/files/<path:file_name>")
+def submitted_file(submission_id: int, file_name: str) -> ResponseReturnValue:
     """A file of one's own attempt, exactly as it was submitted."""
     found = _my_submission(submission_id)
+    name = file_name
     digest = found.files.get(name)
     if digest is None:
         abort(404)

@@ -48,6 +48,31 @@
     });
   }
 
+  // Until the notebook is drawn in the frame (Jupyter's own start takes a few seconds on a
+  // new lab), a progress note covers the blank frame.
+  var loading = document.querySelector("[data-lab-loading]");
+  if (loading && frame) {
+    var shown = function () {
+      try {
+        var doc = frame.contentDocument;
+        return doc && doc.querySelector(".jp-Notebook .jp-Cell, .jp-DirListing, .jp-FileEditor");
+      } catch (e) {
+        return true;  // not ours to look into: nothing to wait for
+      }
+    };
+    var started = Date.now();
+    var wait = function () {
+      if (shown() || Date.now() - started > 60000) {
+        loading.hidden = true;
+        frame.removeAttribute("aria-busy");
+        return;
+      }
+      window.setTimeout(wait, 150);
+    };
+    frame.setAttribute("aria-busy", "true");
+    wait();
+  }
+
   function unsavedIn(app) {
     var widgets = Array.from(app.shell.widgets ? app.shell.widgets("main") : []);
     if (app.shell.currentWidget) {

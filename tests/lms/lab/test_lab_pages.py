@@ -195,7 +195,7 @@ def test_with_the_hub_answering_the_lab_page_frames_the_learners_notebook(
     assert response.status_code == 200, html
     assert response.headers["Cache-Control"] == "no-store"
     assert stub_hub.seen == [
-        f"POST /servers/{learner.id} token {stub_hub.token}",
+        f"POST /servers/{learner.id}?language=en token {stub_hub.token}",  # Jupyter speaks it
         f"GET /servers/{learner.id} token {stub_hub.token}",
     ]
     relative = f"{world.assignment.course.slug}/{world.assignment.slug}"
@@ -475,9 +475,11 @@ def usage_row(html: str, cohort: str) -> tuple[int, int, int]:
 
 
 def active_rows(html: str) -> list[tuple[str, str, str]]:
-    """(learner, cohort, open since) of each row of "Labs open now", in order."""
+    """(learner, cohort, open since) of each row of "Labs open now", in order; the learner's
+    email under the name (two learners may share a name)."""
     return re.findall(
-        r'<th scope="row">([^<]+)</th>\s*<td>([^<]+)</td>\s*<td>([^<]+)</td>\s*'
+        r'<th scope="row">([^<]+)<br><span class="meta">[^<]+@[^<]+</span></th>\s*'
+        r"<td>([^<]+)</td>\s*<td>([^<]+)</td>\s*"
         r'<td class="num">0</td>',
         html,
     )

@@ -157,8 +157,9 @@ def test_assignment_page_shows_dates_extension_and_late_rule_then_the_penalty(
     html = client.get(page_url(world)).get_data(as_text=True)
     assert "(your extension)" not in html
     assert "10% off per day late, at most 30%." in html
-    assert "The due date has passed (1 day 1 hour ago): a submission now loses 20% of its score." in (
-        html
+    assert (
+        "The due date has passed (1 day 1 hour ago): a submission now loses 20% of its score."
+        in (html)
     )
     submission_id = submitted_id(upload(client, world, [(answer_bytes(world), NOTEBOOK)]))
     html = client.get(page_url(world)).get_data(as_text=True)

@@ -53,6 +53,7 @@ ROUTES: dict[str, Row] = {
     #                       anon   learn  instr  coord  admin
     "GET /":               ("ok",  "ok",  "ok",  "ok",  "ok"),  # anonymous: answered with /login (nothing to show); the others: their home
     "GET /healthz":        ("ok",  "ok",  "ok",  "ok",  "ok"),
+    "GET /favicon.ico":    ("ok",  "ok",  "ok",  "ok",  "ok"),
     "GET /login":          ("ok",  "ok",  "ok",  "ok",  "ok"),
     "POST /login":         ("ok",  "ok",  "ok",  "ok",  "ok"),  # empty form: 400
     "POST /logout":        ("-",   "ok",  "ok",  "ok",  "ok"),  # signs out: walked last
@@ -85,7 +86,10 @@ ROUTES: dict[str, Row] = {
     # Certificates
     #                                                   anon   learn  instr  coord  admin
     "GET /certificates/<code>.pdf":                    ("-",   "own", "404", "own", "ok"),  # the learner's own; the program's staff; 404 for anyone else
-    "POST /certificates/cohorts/<cohort_slug>/issue":  ("-",   "-",   "-",   "own", "ok"),  # nobody completed is waiting: nothing issued
+    "POST /certificates/cohorts/<cohort_slug>/issue":  ("-",   "-",   "-",   "own", "ok"),  # not confirmed: nothing issued
+    "GET /certificates/cohorts/<cohort_slug>":         ("-",   "-",   "-",   "own", "ok"),  # the cohort's issued certificates
+    "GET /certificates/<code>/revoke":                 ("-",   "-",   "-",   "own", "ok"),
+    "POST /certificates/<code>/revoke":                ("-",   "-",   "-",   "own", "ok"),  # no reason: 400, nothing revoked
     # Learner (/learn): enrolled learners, in their own cohorts, their own work
     #                                                                                         anon   learn  instr  coord  admin
     "GET /learn/":                                                                           ("-",   "ok",  "-",   "-",   "-"),
@@ -102,6 +106,7 @@ ROUTES: dict[str, Row] = {
     "GET /learn/submissions/<int:submission_id>":                                            ("-",   "own", "-",   "-",   "-"),  # a classmate's: 404
     "GET /learn/submissions/<int:submission_id>/status.json":                                ("-",   "own", "-",   "-",   "-"),
     "GET /learn/submissions/<int:submission_id>/feedback/<notebook>.html":                   ("-",   "own", "-",   "-",   "-"),
+    "GET /learn/submissions/<int:submission_id>/files/<path:file_name>":                     ("-",   "own", "-",   "-",   "-"),  # a classmate's: 404
     # A stopped lab's URLs (the proxy sends them here): every signed-in user, their own lab only
     #                                        anon   learn  instr  coord  admin
     "GET /lab/<int:owner>/":                ("-",   "own", "own", "own", "own"),  # 503: stopped
@@ -127,6 +132,7 @@ ROUTES: dict[str, Row] = {
     "POST /teach/courses/<slug>/assignments/<assignment_slug>/cohorts/<cohort_slug>/deadlines":    ("-",   "-",   "own", "-",   "ok"),  # empty form: 400
     "POST /teach/courses/<slug>/assignments/<assignment_slug>/cohorts/<cohort_slug>/extensions":   ("-",   "-",   "own", "-",   "ok"),  # empty form: 400
     "POST /teach/courses/<slug>/assignments/<assignment_slug>/cohorts/<cohort_slug>/feedback":     ("-",   "-",   "own", "-",   "ok"),  # neither release nor withdraw: 400
+    "GET /teach/courses/<slug>/assignments/<assignment_slug>/cohorts/<cohort_slug>/learners.json": ("-",   "-",   "own", "-",   "ok"),  # the extension's learner suggestions
     "GET /teach/courses/<slug>/assignments/<assignment_slug>/insight":                             ("-",   "-",   "own", "-",   "ok"),
     "GET /teach/courses/<slug>/assignments/<assignment_slug>/similarity/<int:sub_a>/<int:sub_b>":  ("-",   "-",   "own", "-",   "ok"),
     "GET /teach/batches/<int:batch_id>":                                                           ("-",   "-",   "own", "-",   "ok"),
