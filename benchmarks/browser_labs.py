@@ -1,7 +1,8 @@
 """What a learner waits for, in the browser (headless Chromium, as the browser tests drive it):
 
 - *Open lab* clicked on the assignment page → the output of a first cell run in the notebook,
-  cold (no lab server running, empty browser cache) and warm (the server runs, cache warm);
+  cold (no lab server running, empty browser cache, a kernel from the hub's warm pool) and
+  warm (back to the lab: the server runs, the cache is warm, the notebook's kernel is kept);
 - *Submit saved notebooks* clicked in the lab → the instant feedback's test results shown;
 - the lab's page weight on a cold cache (every response body, the frame's included).
 
@@ -94,9 +95,13 @@ def open_lab_to_output(page: Page, base: str, marker: int) -> float:
     page.keyboard.press("Enter")
     page.keyboard.type(f"print({marker} * 2)")
     page.keyboard.press("Shift+Enter")
-    expect(frame.locator(".jp-OutputArea-output").filter(has_text=str(marker * 2))).to_be_visible(
-        timeout=120_000
-    )
+    try:
+        expect(
+            frame.locator(".jp-OutputArea-output").filter(has_text=str(marker * 2))
+        ).to_be_visible(timeout=120_000)
+    except AssertionError:
+        page.screenshot(path=str(labs.INSTANCE / f"no-output-{marker}.png"))
+        raise
     return time.perf_counter() - start
 
 
@@ -142,7 +147,8 @@ def main() -> int:
             cold.append(open_lab_to_output(page, base, 1000 + run))
             weights.append(sum(received))
             page.remove_listener("requestfinished", count)
-            hub.wait_warm()
+            # Warm: the learner comes back to the lab a little later: the server runs, the
+            # browser has its files, the notebook's kernel is still theirs.
             warm.append(open_lab_to_output(page, base, 2000 + run))
             submit.append(submit_to_feedback(page))
             context.close()
