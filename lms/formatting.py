@@ -33,7 +33,9 @@ def valid_timezone(name: str | None) -> str | None:
 
 
 def timezone_choices() -> list[str]:
-    return sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+    """UTC, then the named zones ("Asia/Seoul"), without the legacy and Etc/ aliases."""
+    named = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+    return ["UTC", *named]
 
 
 def select_timezone() -> str | None:
