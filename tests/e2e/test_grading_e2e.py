@@ -61,7 +61,7 @@ def test_learner_uploads_and_sees_instant_feedback(make_run: Server, browser: Br
     page = browser.new_page()
     sign_in(page, make_run, "learner@example.org", "demo-password")
     page.get_by_role("link", name="Python and NumPy for AI").first.click()
-    page.get_by_role("link", name="Vital signs with NumPy arrays").click()
+    page.get_by_role("link", name="Vital signs with NumPy arrays", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Vital signs")
     upload: FilePayload = {
         "name": "vital-signs-arrays.ipynb",
