@@ -1,6 +1,7 @@
 /* Labs. The assignment page: a note while "Open lab" starts the learner's lab server. The lab
-   page: while the learner's kernel waits for a free one (or a free GPU), their place in the
-   queue (the hub's answer, from status.json every 2 s while the tab is visible). */
+   page: a progress note until Jupyter has drawn the notebook; "Submit" saves the open
+   notebooks first; while the learner's kernel waits for a free one (or a free GPU), their
+   place in the queue (the hub's answer, from status.json every 2 s while the tab is visible). */
 (function () {
   "use strict";
   // The assignment page: "Open lab" may take a few seconds (a new lab server): say so.
