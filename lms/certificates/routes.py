@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from flask import (
@@ -29,6 +28,7 @@ from werkzeug.wrappers import Response
 from lms.certificates.forms import IssueForm, RevokeForm
 from lms.extensions import limiter, login_manager
 from lms.models import Certificate, Cohort, Role
+from lms.paging import Page
 from lms.queries import directory, issued_certificates
 from lms.reporting import certificate_pdf
 from lms.scopes import coordinated_program_ids, may_see
@@ -227,27 +227,3 @@ def revoke(code: str) -> ResponseReturnValue:
             )
     page = render_template("certificates/revoke.html", certificate=found, form=form)
     return page, 400 if form.errors else 200
-
-
-@dataclass(frozen=True)
-class Page:
-    """Where a list is, for the pager macro of _macros.html."""
-
-    page: int
-    pages: int
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def prev_num(self) -> int:
-        return self.page - 1
-
-    @property
-    def next_num(self) -> int:
-        return self.page + 1

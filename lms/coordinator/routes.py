@@ -4,8 +4,6 @@ gradebook and one learner's progress."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import Blueprint, abort, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal
@@ -15,6 +13,7 @@ from flask_login import current_user
 from lms import formatting
 from lms.access import guard_blueprint
 from lms.models import Cohort, Program, Role
+from lms.paging import Page
 from lms.queries import directory, enrolments, gradebook, progress
 from lms.reporting import svg_charts
 from lms.scopes import coordinated_program_ids, may_see
@@ -117,30 +116,6 @@ def _completions_chart(board: progress.Dashboard) -> svg_charts.Chart:
         number=format_decimal,
         month=formatting.month,
     )
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list, with what the pager macro asks of it."""
-
-    page: int
-    pages: int
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def prev_num(self) -> int:
-        return self.page - 1
-
-    @property
-    def next_num(self) -> int:
-        return self.page + 1
 
 
 @bp.get("/cohorts/<slug>")

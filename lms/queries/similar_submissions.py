@@ -26,6 +26,7 @@ from sqlalchemy.orm import selectinload
 
 from lms.extensions import db
 from lms.models import Assignment, Cohort, Release, Submission
+from lms.paging import Page
 from lms.queries import marking, similarity
 from lms.storage import blobs, storage
 
@@ -99,29 +100,11 @@ class ClusterView:
 
 
 @dataclass(frozen=True)
-class SimilarityPage:
+class SimilarityPage(Page):
     """One page of clusters, with what the pager macro asks of it."""
 
     work: SimilarWork
     clusters: list[ClusterView]
-    page: int
-    pages: int
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def prev_num(self) -> int:
-        return self.page - 1
-
-    @property
-    def next_num(self) -> int:
-        return self.page + 1
 
 
 def similarity_page(
@@ -157,7 +140,7 @@ def similarity_page(
         )
         for n, c in enumerate(shown, 1)
     ]
-    return SimilarityPage(work, views, page, pages)
+    return SimilarityPage(page, pages, work=work, clusters=views)
 
 
 def similar_work(assignment: Assignment, cohort: Cohort | None = None) -> SimilarWork:
