@@ -7,18 +7,29 @@ keeps it in the `tz` cookie), else UTC.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from babel.dates import format_date, format_time, get_datetime_format
+from babel.dates import (
+    format_date,
+    format_datetime,
+    format_skeleton,
+    format_time,
+    get_datetime_format,
+)
 from babel.units import format_unit
-from flask import has_request_context, request
+from flask import has_app_context, has_request_context, request
 from flask_babel import format_decimal, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user
 
 TIMEZONE_COOKIE = "tz"
+# Set by reading_in() where there is no request to take the zone from (the worker).
+_zone_in_force: ContextVar[str | None] = ContextVar("zone_in_force", default=None)
 
 
 def valid_timezone(name: str | None) -> str | None:
@@ -49,7 +60,21 @@ def select_timezone() -> str | None:
 
 def time_zone_name() -> str:
     """The zone pages are shown in ("Asia/Seoul", "UTC"), to say so beside date inputs."""
-    return str(get_timezone())
+    forced = _zone_in_force.get()
+    if forced:
+        return forced
+    return str(get_timezone()) if has_app_context() else "UTC"
+
+
+@contextmanager
+def reading_in(zone: str | None) -> Iterator[None]:
+    """Moments written inside are in this zone (None or unknown: as without it); for the
+    worker, which writes a requester's PDF with no request of theirs at hand."""
+    token = _zone_in_force.set(valid_timezone(zone))
+    try:
+        yield
+    finally:
+        _zone_in_force.reset(token)
 
 
 def viewer_zone() -> ZoneInfo:
@@ -77,6 +102,14 @@ def when(moment: datetime | None, seconds: bool = False) -> str:
     return f"{joined.replace('{0}', clock)} {local.strftime('%Z')}"
 
 
+def moment_in_table(moment: datetime | None) -> str:
+    """A moment in a table cell: the reader's zone and short format ("3/1/26, 11:59 PM"),
+    the zone said once above the table rather than in every cell."""
+    if moment is None:
+        return ""
+    return str(format_datetime(_local(moment), "short", locale=get_locale()))
+
+
 def day(value: date | datetime | None) -> str:
     """A calendar day in the reader's language ("Mar 1, 2026", "1 thg 3, 2026"); a moment is
     first moved to the reader's zone."""
@@ -88,8 +121,8 @@ def day(value: date | datetime | None) -> str:
 
 
 def month(value: date) -> str:
-    """A month as the reader's language writes it: "Apr 2027", "thg 4 2027", "4월 2027"."""
-    return format_date(value, "MMM y", locale=get_locale())
+    """A month as the reader's language writes it: "Apr 2027", "thg 4 2027", "2027년 4월"."""
+    return str(format_skeleton("yMMM", value, locale=get_locale()))
 
 
 def decimal(value: Any, digits: int = 2) -> str:

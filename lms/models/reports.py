@@ -72,6 +72,9 @@ class ExportJob(Base):
     file_name: Mapped[str] = mapped_column(sa.String(200), default="")
     path: Mapped[str] = mapped_column(sa.String(500), default="")
     error: Mapped[str] = mapped_column(sa.Text, default="")
+    # The requester's zone when they asked (account setting or browser): the worker has no
+    # request to take it from, and the PDF says its moments in it.
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -3,7 +3,8 @@ the same charts as SVG without matplotlib (lms.reporting.svg_charts), with the s
 across (svg_charts.completions_axis) and the same colours.
 
 Only the object-oriented API (Figure), never pyplot: no global state, safe in threads.
-Labels come in already translated; nothing here calls gettext.
+Labels come in already translated; nothing here calls gettext. Dates and counts on the
+axes are written in the reader's language (lms.formatting).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from functools import cache
 from typing import ParamSpec
 
 import matplotlib
+from flask_babel import format_decimal
 from matplotlib import dates as mdates
 from matplotlib import font_manager
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
+from lms import formatting
 from lms.reporting.svg_charts import BLUE, FUNNEL, GREY, ORANGE, completions_axis
 from lms.reporting.svg_charts import CompletionsLabels as CompletionsLabels
 
@@ -56,6 +60,16 @@ def _with_fonts(draw: Callable[P, Figure]) -> Callable[P, Figure]:
             return draw(*args, **kwargs)
 
     return drawn
+
+
+def _date_tick(value: float, _position: int | None = None) -> str:
+    """Month names and days in the reader's language, as on the page ("thg 4 2027")."""
+    tick = mdates.num2date(value).date()
+    return formatting.month(tick) if tick.day == 1 else formatting.day(tick)
+
+
+def _count_tick(value: float, _position: int | None = None) -> str:
+    return str(format_decimal(round(value), "#,##0"))  # "1.200" in Vietnamese
 
 
 @_with_fonts
@@ -125,10 +139,9 @@ def completions(
         )
     axes.set_xlim(float(mdates.date2num(axis.start)), float(mdates.date2num(end)))
     axes.set_ylim(0, target * 1.12)
-    locator = mdates.AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    axes.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    axes.xaxis.set_major_locator(mdates.AutoDateLocator())
+    axes.xaxis.set_major_formatter(FuncFormatter(_date_tick))
+    axes.yaxis.set_major_formatter(FuncFormatter(_count_tick))
     axes.set_ylabel(labels.learners)
     axes.set_title(labels.title, loc="left", fontsize=11)
     axes.grid(axis="y", alpha=0.3)

@@ -12,15 +12,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, cast
 
+from flask_babel import format_decimal, format_percent
 from flask_babel import gettext as _
 
+from lms import formatting
 from lms.reporting import pdf_fonts
 from lms.reporting.report import Column, ColumnKind, Report
 
 if TYPE_CHECKING:
     from fpdf import FPDF
 
-from lms.reporting.exports import ProgressCallback, naive_utc, rows_with_progress
+from lms.reporting.exports import ProgressCallback, rows_with_progress
 
 # The PDF lists the learners of a cohort or course report up to this many; past it, it says
 # that the list is in the CSV and XLSX exports.
@@ -74,15 +76,16 @@ def _pdf_text(value: Any, kind: ColumnKind = "text") -> str:
     if isinstance(value, int | float | Decimal):
         if float(value) - float(value) != 0:
             return ""
+        # In the reader's language: "1.234,5" in Vietnamese, "1,234.5" in English.
         if kind == "percent":
-            return f"{float(value):.1%}"
+            return str(format_percent(float(value), "#,##0.0%"))
         if isinstance(value, int):
-            return f"{value:,}"
-        return f"{float(value):,.1f}"
+            return str(format_decimal(value, "#,##0"))
+        return str(format_decimal(float(value), "#,##0.0"))
     if isinstance(value, datetime):
-        return naive_utc(value).strftime("%Y-%m-%d %H:%M")
+        return formatting.moment_in_table(value)
     if isinstance(value, date):
-        return value.isoformat()
+        return formatting.day(value)
     return _pdf_clean(str(value))
 
 
@@ -98,8 +101,15 @@ def write_pdf(
     pdf.multi_cell(0, 8, _pdf_clean(report.title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(pdf_fonts.FAMILY, "", 9)
     pdf.set_text_color(*GREY)
-    generated = naive_utc(report.generated_at).strftime("%Y-%m-%d %H:%M")
-    pdf.cell(0, 6, _("Generated at %(moment)s UTC", moment=generated))
+    pdf.cell(
+        0,
+        6,
+        _(
+            "Generated at %(moment)s; times in %(zone)s",
+            moment=formatting.when(report.generated_at),
+            zone=formatting.time_zone_name(),
+        ),
+    )
     pdf.ln(8)
     pdf.set_text_color(0, 0, 0)
 

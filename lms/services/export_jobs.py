@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, cast
 import sqlalchemy as sa
 from flask_babel import force_locale
 
-from lms import queue
+from lms import formatting, queue
 from lms.config import LANGUAGES
 from lms.extensions import db
 from lms.models import (
@@ -176,7 +176,12 @@ def start(user: User, scope: str, scope_id: int, fmt: str, total: int = 0) -> Ex
         job.finished_at = now
         job.error = "The worker writing it stopped; it was started again."
     job = ExportJob(
-        requested_by_id=user.id, scope=scope, scope_id=scope_id, format=fmt, total=total
+        requested_by_id=user.id,
+        scope=scope,
+        scope_id=scope_id,
+        format=fmt,
+        total=total,
+        time_zone=formatting.time_zone_name(),
     )
     db.session.add(job)
     db.session.commit()
@@ -245,7 +250,7 @@ def run(job_id: int) -> None:
     extension = exports.FORMATS[job.format][1]
     key = f"exports/{job.id}.{extension}"
     try:
-        with _locale_of(job.requested_by):
+        with _locale_of(job.requested_by), formatting.reading_in(job.time_zone):
             subject = subject_of(job)
             target = None if subject is None else allowed(job.requested_by, job.scope, subject)
             if target is None:

@@ -792,3 +792,67 @@ def test_the_worker_runs_queued_exports(
     assert stored is not None
     with stored:
         assert stored.read().startswith(b'\xef\xbb\xbf"Learner"')
+
+
+# --- The PDF in the reader's language and time zone ---------------------------------------
+
+
+def test_pdf_cells_are_written_in_the_readers_language_and_zone(app: Flask) -> None:
+    from flask_babel import force_locale
+
+    from lms import formatting
+
+    moment = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    with app.test_request_context(), force_locale("vi"), formatting.reading_in("Asia/Ho_Chi_Minh"):
+        assert pdf_export._pdf_text(1234567) == "1.234.567"
+        assert pdf_export._pdf_text(9.5, "float") == "9,5"
+        assert pdf_export._pdf_text(0.125, "percent") == "12,5%"
+        # 23:30 UTC is 06:30 the next morning in Ho Chi Minh City.
+        assert pdf_export._pdf_text(moment) == "06:30 2/3/26"
+        assert pdf_export._pdf_text(date(2026, 3, 1)) == "1 thg 3, 2026"
+    with app.test_request_context(), force_locale("en"):
+        assert pdf_export._pdf_text(1234567) == "1,234,567"
+        assert pdf_export._pdf_text(moment) == "3/1/26, 11:30\u202fPM"
+
+
+def test_chart_axes_are_written_in_the_readers_language(app: Flask) -> None:
+    from flask_babel import force_locale
+    from matplotlib import dates as mdates
+
+    from lms.reporting import charts
+
+    with app.test_request_context(), force_locale("vi"):
+        assert charts._count_tick(1200.0) == "1.200"
+        assert charts._date_tick(float(mdates.date2num(date(2027, 4, 1)))) == "thg 4 2027"
+    with app.test_request_context(), force_locale("ko"):
+        assert charts._date_tick(float(mdates.date2num(date(2027, 4, 1)))) == "2027년 4월"
+
+
+@pytest.mark.usefixtures("one_row_inline")
+def test_a_background_pdf_is_written_in_the_requesters_zone(
+    world: World, client: FlaskClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker has no request: the zone the requester read pages in when they asked is
+    kept with the job, and the PDF's moments are in it."""
+    from lms import formatting
+
+    factories.coordinator(world.program)
+    auth.login("coordinator@test.org")
+    client.set_cookie(formatting.TIMEZONE_COOKIE, "Asia/Seoul")
+    assert post_export(client, "program", world.program.slug, "pdf").status_code == 302
+    job = db.session.scalars(db.select(ExportJob)).one()
+    assert job.time_zone == "Asia/Seoul"
+
+    zones_written_in: list[str] = []
+    real_when = formatting.when
+
+    def when(moment: datetime | None, seconds: bool = False) -> str:
+        zones_written_in.append(formatting.time_zone_name())
+        return real_when(moment, seconds)
+
+    monkeypatch.setattr(formatting, "when", when)
+    export_jobs.run(job.id)
+    db.session.expire_all()
+    assert job.state == ExportState.DONE, job.error
+    assert zones_written_in and set(zones_written_in) == {"Asia/Seoul"}
+    assert formatting.time_zone_name() == "UTC"  # nothing of it stays behind
