@@ -14,7 +14,16 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lms import config, formatting, queue, storage
-from lms.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
+from lms.extensions import (
+    babel,
+    csrf,
+    db,
+    limit_idle_transactions,
+    limiter,
+    login_manager,
+    mail,
+    migrate,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -36,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         )
 
     db.init_app(app)
+    limit_idle_transactions(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

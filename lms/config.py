@@ -34,6 +34,15 @@ DEFAULTS: dict[str, Any] = {
     "MAX_UPLOAD_MB": 20,
     # Queue consumer processes of `flask lms worker`; each has its own warm kernel pool.
     "WORKERS": 2,
+    # The grading lanes `flask lms worker` takes: "cpu", "gpu" or "cpu,gpu" (empty: the CPU
+    # lane, and the GPU lane too where GPU_SLOTS is set). GPU jobs go only to the "gpu" lane.
+    "WORKER_LANES": "",
+    # Each worker process warms its graders for the assignments falling due within this many
+    # minutes (lms.queries.rush; the plan is on /admin/rush). 0: never ahead of time.
+    "PREWARM_MINUTES": 60,
+    # Submissions a minute one grading process keeps up with (measured by benchmarks.deadline
+    # on the curriculum's notebooks): the plan's "processes needed".
+    "GRADING_RATE_PER_PROCESS": 20.0,
     # A worker renews its lease on a job every third of this; a dead one's job is retaken after it.
     "GRADING_LEASE_SECONDS": 60,
     # Instant-feedback gradings a learner may ask for per hour (more wait for the batch).
@@ -63,10 +72,14 @@ DEFAULTS: dict[str, Any] = {
     # Labs (lms.lab.hub): where the LMS reaches the hub's API, how many lab servers and
     # sandboxed kernels may run at once, and when an idle lab server is stopped.
     "LAB_HUB_URL": "http://127.0.0.1:8091",
-    "LAB_SERVERS": 50,
-    "LAB_KERNELS": 4,
+    # 0: from the machine's cores and memory (lms.lab.capacity); a number overrides it.
+    "LAB_SERVERS": 0,
+    "LAB_KERNELS": 0,
     "LAB_KERNELS_PER_LEARNER": 2,
     "LAB_IDLE_MINUTES": 30,
+    # A lab kernel that no browser has been connected to for this long (its tab was closed)
+    # and that runs nothing goes back to the shared pool; the notebook stays saved.
+    "LAB_KERNEL_RELEASE_SECONDS": 120,
     # A GPU kernel idle this long is shut down, so its GPU slot goes to the next learner.
     "LAB_GPU_IDLE_MINUTES": 10,
     # Modules a lab kernel has imported before the learner's first cell (comma-separated).
@@ -90,6 +103,10 @@ DEFAULTS: dict[str, Any] = {
     "RESET_LIMIT_PER_ADDRESS": "3 per hour",
     "RESET_LIMIT_PER_CLIENT": "20 per hour",
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # PostgreSQL ends a session idle inside a transaction this long (0: never), freeing its
+    # locks: see lms.extensions.limit_idle_transactions. No request or job of ours idles that
+    # long inside one (the worker ends its read before grading).
+    "DATABASE_IDLE_TRANSACTION_SECONDS": 120,
     "RATELIMIT_HEADERS_ENABLED": True,
 }
 

@@ -17,6 +17,10 @@ from flask import Flask, current_app
 from huey import Huey, PriorityRedisHuey, SqliteHuey
 
 QUEUE_NAME = "lms"
+# Grading lanes: a job waits on its lane's queue, taken only by workers that serve the lane.
+# GPU assignments wait on "gpu" (workers with GPU slots); everything else on "cpu".
+LANES = ("cpu", "gpu")
+_QUEUE_NAMES = {"cpu": QUEUE_NAME, "gpu": f"{QUEUE_NAME}-gpu"}
 F = TypeVar("F", bound=Callable[..., None])
 # Learners waiting for instant feedback go ahead of instructors' batches.
 PRIORITY_INSTANT = 100
@@ -51,29 +55,35 @@ def registered() -> list[str]:
 
 
 class Queue:
-    """Huey, made on first use (an app with a bad LMS_QUEUE_URL still starts, and /healthz
-    names the queue as the failing part). One Huey task carries every LMS task by name, so
-    the queue knows none of them and the web process never imports what a task runs."""
+    """Huey, one per lane, made on first use (an app with a bad LMS_QUEUE_URL still starts,
+    and /healthz names the queue as the failing part). One Huey task carries every LMS task
+    by name, so the queue knows none of them and the web process never imports what a task
+    runs."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._huey: Huey | None = None
-        self._carrier: Any = None
+        self._lanes: dict[str, tuple[Huey, Any]] = {}
         self._lock = threading.Lock()
+
+    def lane(self, name: str) -> Huey:
+        """The Huey of a lane ("cpu", "gpu")."""
+        if name not in LANES:
+            raise ValueError(f"unknown queue lane {name!r} (lanes: {', '.join(LANES)})")
+        with self._lock:
+            if name not in self._lanes:
+                huey = make_huey(self.url, _QUEUE_NAMES[name])
+                self._lanes[name] = (huey, huey.task(name="lms.task")(_run_task))
+            return self._lanes[name][0]
 
     @property
     def huey(self) -> Huey:
-        with self._lock:
-            if self._huey is None:
-                huey = make_huey(self.url)
-                self._carrier = huey.task(name="lms.task")(_run_task)
-                self._huey = huey
-            return self._huey
+        """The CPU lane: mail, exports, invitations and every grading job but GPU ones."""
+        return self.lane("cpu")
 
-    def enqueue(self, name: str, *args: Any, priority: int) -> None:
+    def enqueue(self, name: str, *args: Any, priority: int, lane: str = "cpu") -> None:
         """Queue a run of the task `name` with these (JSON-able, small) arguments."""
-        self.huey  # noqa: B018 - makes the carrier task on first use
-        self._carrier(name, *args, priority=priority)
+        self.lane(lane)
+        self._lanes[lane][1](name, *args, priority=priority)
 
 
 def _run_task(name: str, *args: Any) -> None:
@@ -86,11 +96,11 @@ def _run_task(name: str, *args: Any) -> None:
         function(*args)
 
 
-def make_huey(url: str) -> Huey:
+def make_huey(url: str, name: str = QUEUE_NAME) -> Huey:
     if url.startswith(("redis://", "rediss://", "unix://")):
-        huey: Huey = PriorityRedisHuey(QUEUE_NAME, url=url, results=False)
+        huey: Huey = PriorityRedisHuey(name, url=url, results=False)
     elif url.startswith("sqlite:///"):
-        huey = SqliteHuey(QUEUE_NAME, filename=urlsplit(url).path, results=False, timeout=30)
+        huey = SqliteHuey(name, filename=urlsplit(url).path, results=False, timeout=30)
     else:
         raise ValueError(f"unsupported LMS_QUEUE_URL {url!r}: use sqlite:///path or redis://")
     return huey

@@ -11,10 +11,13 @@ imports those modules so this worker knows them.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import faulthandler
 import importlib
 import json
 import logging
+import multiprocessing
 import os
 import pkgutil
 import signal
@@ -22,9 +25,10 @@ import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,43 +43,79 @@ from autograder.results import GradeResult
 from autograder.sandbox import SandboxPolicy
 from lms import queue
 from lms.extensions import db
-from lms.models import GradingJob, Release, Submission
+from lms.models import Assignment, GradingJob, Release, Submission, utcnow
+from lms.queries import rush
 from lms.services import grading
+from lms.services import workers as workers_service
 from lms.storage import blobs, storage
 
 log = logging.getLogger(__name__)
 
 # Graders (each a warm kernel pool) kept per worker process, most recently used last.
 MAX_GRADERS = 2
+# How often each worker process looks for deadlines to warm graders for.
+PREWARM_EVERY_SECONDS = 60.0
 
 
 class _Graders:
+    """The warm graders of this process, by (assignment folder, content version, GPU). A
+    grader in use (grading, in the consumer's thread) is never closed to make room for one
+    warmed ahead of a deadline (by the reaper's thread)."""
+
     def __init__(self) -> None:
         self._open: OrderedDict[tuple[str, str, bool], tuple[ExitStack, Grader]] = OrderedDict()
+        self._busy: Counter[tuple[str, str, bool]] = Counter()
         self._lock = threading.Lock()
         atexit.register(self.close)
 
-    def get(self, source: Path, version: str, gpu: bool, config: dict[str, Any]) -> Grader:
+    @contextlib.contextmanager
+    def use(
+        self, source: Path, version: str, gpu: bool, config: dict[str, Any]
+    ) -> Iterator[Grader]:
+        key = (str(source), version, gpu)
+        with self._lock:
+            grader = self._get(key, config)
+            self._busy[key] += 1
+        try:
+            yield grader
+        finally:
+            with self._lock:
+                self._busy[key] -= 1
+
+    def warm(self, source: Path, version: str, gpu: bool, config: dict[str, Any]) -> bool:
+        """Make the grader now, if it is not warm yet; True when it was made."""
         key = (str(source), version, gpu)
         with self._lock:
             if key in self._open:
-                self._open.move_to_end(key)
-                return self._open[key][1]
-            while len(self._open) >= MAX_GRADERS:
-                _, (stack, _grader) = self._open.popitem(last=False)
-                stack.close()
-            slots = GpuSlots.parse(str(config["GPU_SLOTS"]), Path(config["GPU_DEVICE_ROOT"]))
-            policy = SandboxPolicy(mode=str(config["SANDBOX"]))
-            limits = ExecutionLimits(
-                cell_timeout=float(config["CELL_TIMEOUT"]),
-                notebook_timeout=float(config["NOTEBOOK_TIMEOUT"]),
-            )
-            stack = ExitStack()
-            grader = stack.enter_context(
-                grader_for(source, int(config["KERNEL_POOL_SIZE"]), policy, limits, gpu, slots)
-            )
-            self._open[key] = (stack, grader)
-            return grader
+                return False
+            self._get(key, config)
+            return True
+
+    def warm_keys(self) -> list[tuple[str, str, bool]]:
+        with self._lock:
+            return list(self._open)
+
+    def _get(self, key: tuple[str, str, bool], config: dict[str, Any]) -> Grader:
+        if key in self._open:
+            self._open.move_to_end(key)
+            return self._open[key][1]
+        idle = [k for k in self._open if not self._busy[k]]
+        while len(self._open) >= MAX_GRADERS and idle:
+            stack, _grader = self._open.pop(idle.pop(0))
+            stack.close()
+        source, _version, gpu = key
+        slots = GpuSlots.parse(str(config["GPU_SLOTS"]), Path(config["GPU_DEVICE_ROOT"]))
+        policy = SandboxPolicy(mode=str(config["SANDBOX"]))
+        limits = ExecutionLimits(
+            cell_timeout=float(config["CELL_TIMEOUT"]),
+            notebook_timeout=float(config["NOTEBOOK_TIMEOUT"]),
+        )
+        stack = ExitStack()
+        grader = stack.enter_context(
+            grader_for(Path(source), int(config["KERNEL_POOL_SIZE"]), policy, limits, gpu, slots)
+        )
+        self._open[key] = (stack, grader)
+        return grader
 
     def close(self) -> None:
         with self._lock:
@@ -136,10 +176,14 @@ def grade_submission(job: GradingJob) -> tuple[GradeResult, dict[str, str]]:
     assignment = submission.assignment
     config = current_app.config
     source = Path(config["COURSES_DIR"]) / assignment.course.slug / assignment.slug
-    grader = GRADERS.get(source, assignment.content_hash, assignment.gpu, config)
+    version, gpu = assignment.content_hash, assignment.gpu
     files = {name: blobs.get(digest) for name, digest in submission.files.items()}
+    # The read ends here: grading takes minutes, and a transaction left open that long is
+    # ended by PostgreSQL (DATABASE_IDLE_TRANSACTION_SECONDS).
+    db.session.rollback()
     executed: dict[str, Any] = {}
-    result = grader.grade_files(files, executed=executed)
+    with GRADERS.use(source, version, gpu, config) as grader:
+        result = grader.grade_files(files, executed=executed)
     release = (
         db.session.scalar(
             db.select(Release).where(
@@ -164,6 +208,32 @@ def grade_submission(job: GradingJob) -> tuple[GradeResult, dict[str, str]]:
     return result, feedback
 
 
+def prewarm(app: Flask, lane: str, now: datetime | None = None) -> list[str]:
+    """Warm this process's graders for the assignments due within PREWARM_MINUTES on its
+    lane that learners have yet to submit, soonest first (at most MAX_GRADERS): the first
+    submissions of the rush find warm sandboxes. Returns those warmed now ("course/slug")."""
+    minutes = float(app.config["PREWARM_MINUTES"])
+    if minutes <= 0:
+        return []
+    now = now or utcnow()
+    ahead = timedelta(minutes=minutes)
+    plan = rush.upcoming(now, ahead, ahead, gpu_lane=workers_service.taking("gpu") > 0)
+    due: list[int] = []
+    for item in plan:
+        if item.lane == lane and item.warm(now) and item.to_come and item.assignment_id not in due:
+            due.append(item.assignment_id)
+    warmed = []
+    for assignment_id in due[:MAX_GRADERS]:
+        assignment = db.session.get(Assignment, assignment_id)
+        assert assignment is not None
+        source = Path(app.config["COURSES_DIR"]) / assignment.course.slug / assignment.slug
+        version, gpu = assignment.content_hash, assignment.gpu
+        db.session.rollback()  # sandboxes take seconds to start: no transaction left open
+        if GRADERS.warm(source, version, gpu, app.config):
+            warmed.append(f"{source.parent.name}/{source.name}")
+    return warmed
+
+
 # --- The worker's life --------------------------------------------------------------------
 
 
@@ -174,24 +244,79 @@ def load_tasks() -> list[str]:
     return queue.registered()
 
 
-def serve(app: Flask, workers: int, say: Callable[[str], None] = print) -> None:
-    """Run the consumer (`workers` processes) until stopped, with a reaper in each process
-    that queues again the grading jobs of dead workers."""
+def lanes_of(app: Flask, asked: str | None = None) -> tuple[str, ...]:
+    """The lanes this worker takes: as asked (--lanes, LMS_WORKER_LANES), else the CPU lane
+    and, on a host with GPU slots, the GPU lane."""
+    text = asked or str(app.config.get("WORKER_LANES") or "")
+    if not text:
+        return ("cpu", "gpu") if str(app.config["GPU_SLOTS"]).strip() else ("cpu",)
+    lanes = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [lane for lane in lanes if lane not in queue.LANES]
+    if unknown or not lanes:
+        raise ValueError(
+            f"unknown lane(s) {', '.join(unknown) or repr(text)}: use cpu, gpu or both"
+        )
+    return lanes
+
+
+def serve(
+    app: Flask,
+    workers: int,
+    lanes: tuple[str, ...] = ("cpu",),
+    say: Callable[[str], None] = print,
+) -> None:
+    """Run a consumer per lane until stopped: the first lane here with `workers` processes,
+    each further lane in a child process of its own (Huey consumes one queue per consumer)
+    with a process per GPU slot. Each process has a reaper that queues again the grading
+    jobs of dead workers and says that this worker is alive."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # `kill -USR1` on a worker process prints where each of its threads is.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    slots = len(GpuSlots.parse(str(app.config["GPU_SLOTS"])).devices)
+    children = []
+    for lane in lanes[1:]:
+        # Forked before any thread starts here (see start_worker_process).
+        child = multiprocessing.get_context("fork").Process(
+            target=_consume,
+            args=(app, lane, max(1, slots) if lane == "gpu" else workers, slots, say),
+            name=f"lms-worker-{lane}",
+        )
+        child.start()
+        children.append(child)
+    try:
+        _consume(app, lanes[0], max(1, slots) if lanes[0] == "gpu" else workers, slots, say)
+    finally:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join(30)
+
+
+def _consume(
+    app: Flask, lane: str, workers: int, gpu_slots: int, say: Callable[[str], None]
+) -> None:
+    if multiprocessing.parent_process() is not None:
+        _die_with_parent()
     tasks = load_tasks()
     queue.bind_worker_app(app)
-    huey = queue.queue().huey
+    huey = queue.queue().lane(lane)
 
     def reap() -> None:
         interval = max(1.0, min(30.0, int(app.config["GRADING_LEASE_SECONDS"]) / 2))
+        next_prewarm = 0.0
         while True:
             with app.app_context():
                 try:
+                    workers_service.heartbeat(os.getpid(), (lane,), gpu_slots)
                     again = grading.requeue_stale()
                     if again:
                         say(f"Queued again (worker gone or message lost): {again}")
+                    if time.monotonic() >= next_prewarm:
+                        next_prewarm = time.monotonic() + PREWARM_EVERY_SECONDS
+                        warmed = prewarm(app, lane)
+                        if warmed:
+                            say(f"Warmed ahead of their deadline: {', '.join(warmed)}")
                 except Exception as e:  # noqa: BLE001 - keep reaping after a database hiccup
                     say(f"reaper: {e}")
                 finally:
@@ -207,8 +332,30 @@ def serve(app: Flask, workers: int, say: Callable[[str], None] = print) -> None:
             db.engine.dispose(close=False)  # never share the parent's database sockets
         threading.Thread(target=reap, name="reaper", daemon=True).start()
 
+    @huey.on_shutdown()  # type: ignore[untyped-decorator]
+    def stop_worker_process() -> None:
+        with app.app_context():
+            try:
+                workers_service.gone(os.getpid())
+            except Exception:  # noqa: BLE001 - the row goes stale on its own
+                log.exception("could not say this worker stopped")
+            finally:
+                db.session.remove()
+
     consumer = huey.create_consumer(
         workers=workers, worker_type="process", periodic=False, initial_delay=0.05, max_delay=1.0
     )
-    say(f"Worker: {workers} process(es) on {app.config['QUEUE_URL']}; tasks: {', '.join(tasks)}")
+    say(
+        f"Worker: {workers} process(es) on the {lane} lane of {app.config['QUEUE_URL']}; "
+        f"tasks: {', '.join(tasks)}"
+    )
     consumer.run()
+
+
+def _die_with_parent() -> None:
+    """A lane's child process ends when the worker that forked it dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        log.warning("cannot ask to end with the parent worker; stop it yourself")

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from datetime import timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -32,9 +44,20 @@ from lms.models import (
     Role,
     RoleGrant,
     User,
+    utcnow,
 )
-from lms.queries import directory, enrolments
-from lms.services import ServiceError, accounts, audit, learner_import, people, programs, users
+from lms.queries import directory, enrolments, rush
+from lms.services import (
+    ServiceError,
+    accounts,
+    audit,
+    labs,
+    learner_import,
+    people,
+    programs,
+    users,
+    workers,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 guard_blueprint(bp, lambda user: user.is_admin)
@@ -51,6 +74,29 @@ def _choices(rows: list[tuple[int, str]]) -> list[SelectChoice]:
 @bp.get("/")
 def home() -> ResponseReturnValue:
     return render_template("admin/home.html", counts=directory.totals())
+
+
+@bp.get("/rush")
+def rush_plan() -> ResponseReturnValue:
+    """The deadlines ahead and the grading they need (lms.queries.rush)."""
+    hours = min(24 * 14, max(1, request.args.get("hours", 48, type=int) or 48))
+    now = utcnow()
+    taking = {lane: workers.taking(lane) for lane in ("cpu", "gpu")}
+    prewarm_minutes = float(current_app.config["PREWARM_MINUTES"])
+    plan = rush.upcoming(
+        now, timedelta(hours=hours), timedelta(minutes=prewarm_minutes), taking["gpu"] > 0
+    )
+    hub = labs.hub_state()
+    return render_template(
+        "admin/rush.html",
+        plan=plan,
+        now=now,
+        hours=hours,
+        prewarm_minutes=int(prewarm_minutes),
+        rate=float(current_app.config["GRADING_RATE_PER_PROCESS"]),
+        taking=taking,
+        lab_kernels=None if hub is None else hub["kernels"]["size"],
+    )
 
 
 @bp.route("/users", methods=["GET", "POST"])

@@ -12,14 +12,23 @@ from lms.commands import fail, lms
 
 @lms.command("worker")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes (default LMS_WORKERS).")
-def worker_command(workers: int | None) -> None:
+@click.option(
+    "--lanes",
+    help="cpu, gpu or cpu,gpu (default LMS_WORKER_LANES, else cpu plus gpu where LMS_GPU_SLOTS"
+    " is set). The gpu lane runs a process per GPU slot.",
+)
+def worker_command(workers: int | None, lanes: str | None) -> None:
     """Run the queue consumer: grading (instant feedback first), mail, invitations, exports."""
     from flask import current_app
 
     from lms import worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    worker.serve(app, workers or int(app.config["WORKERS"]), say=click.echo)
+    try:
+        taken = worker.lanes_of(app, lanes)
+    except ValueError as e:
+        fail(str(e))
+    worker.serve(app, workers or int(app.config["WORKERS"]), taken, say=click.echo)
 
 
 @lms.command("labs")
@@ -50,6 +59,7 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
     from autograder.gpu import GpuSlots
     from autograder.pool import KernelPool
     from autograder.sandbox import SandboxPolicy, SandboxUnavailable
+    from lms.lab import capacity
     from lms.lab.hub import CPU, GPU, LabHub, Settings, make_proxy, serve
     from lms.services.labs import DatabaseRecorder, session_owner
     from lms.storage import storage
@@ -57,6 +67,13 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = app.config
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    kernels = int(config["LAB_KERNELS"]) or capacity.lab_kernels()
+    servers = int(config["LAB_SERVERS"]) or capacity.lab_servers(kernels)
+    click.echo(
+        f"Labs: {kernels} kernels, {servers} lab servers at most"
+        f" ({capacity.cores()} cores, {capacity.memory_bytes() / 2**30:.1f} GiB;"
+        " LMS_LAB_KERNELS and LMS_LAB_SERVERS override)"
+    )
     settings = Settings(
         secret_key=str(config["SECRET_KEY"]),
         data_dir=storage().local_folder("workspaces").parent,
@@ -65,11 +82,12 @@ def labs_command(host: str, port: int, lms_url: str, api_host: str) -> None:
         session_owner=session_owner(app),
         trusted_proxies=max(1, int(config["TRUSTED_PROXIES"])),
         sandbox=str(config["SANDBOX"]),
-        max_servers=int(config["LAB_SERVERS"]),
-        kernels=int(config["LAB_KERNELS"]),
+        max_servers=servers,
+        kernels=kernels,
         kernels_per_learner=int(config["LAB_KERNELS_PER_LEARNER"]),
         idle_seconds=float(config["LAB_IDLE_MINUTES"]) * 60,
         gpu_idle_seconds=float(config["LAB_GPU_IDLE_MINUTES"]) * 60,
+        kernel_release_seconds=float(config["LAB_KERNEL_RELEASE_SECONDS"]),
         gateway_url=str(config["KERNEL_GATEWAY_URL"]),
         gateway_token=str(config["KERNEL_GATEWAY_TOKEN"]),
     )

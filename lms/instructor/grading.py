@@ -70,6 +70,7 @@ def submissions(slug: str, assignment_slug: str) -> ResponseReturnValue:
         cohort=cohort,
         rows=marking.submission_scores(latest),
         batches=marking.assignment_batches(assignment.id),
+        waiting_for_gpu=grading.waiting_for_gpu(assignment),
         autograde_form=AutogradeAllForm(cohort=chosen),
         regrade_form=RegradeForm(cohort=chosen, formdata=None),
     )

@@ -76,6 +76,8 @@ CPU, GPU = "cpu", "gpu"
 LAB_SERVER_MEMORY = 2 * 1024**3
 LAB_SERVER_PROCESSES = 256
 LAB_SERVER_TMP = 64 * 1024**2
+# The kernels given back in this many seconds set the pace of the queue (estimated_wait).
+RETURN_WINDOW = 15 * 60
 # How long the proxy trusts an answer about a session (sign-out also stops the lab at once).
 SESSION_CACHE_SECONDS = 5.0
 # Cookies of the LMS that never reach a lab server (besides the session cookie, whatever the
@@ -120,6 +122,8 @@ class Settings:
     gateway_url: str = ""  # kernels from a Jupyter Kernel Gateway instead of the pool
     gateway_token: str = ""  # the gateway's KG_AUTH_TOKEN, if it has one
     gpu_idle_seconds: float = 10 * 60  # a GPU kernel idle this long gives its slot back
+    # A kernel no browser has been connected to for this long goes back to the pool.
+    kernel_release_seconds: float = 120.0
 
 
 # The project's root: lab servers import lms.lab from it (only its lms/ folder is mounted).
@@ -259,6 +263,9 @@ class LabHub:
         self.kernels: dict[str, LentKernel] = {}
         # Per pool, the learners waiting for a kernel, first first.
         self.queues: dict[str, deque[int]] = {kind: deque() for kind in pools}
+        # Per pool, when kernels went back to it lately (monotonic seconds): the rate at which
+        # the queue moves, for the wait a learner is told.
+        self.returns: dict[str, deque[float]] = {kind: deque(maxlen=200) for kind in pools}
         self._kernel_freed = asyncio.Condition()
         self.runtime = settings.data_dir / "labs"
         self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-hub")
@@ -363,6 +370,7 @@ class LabHub:
             owner,
             idle_seconds=self.settings.idle_seconds,
             gateway_url=self.settings.gateway_url,
+            release_seconds=self.settings.kernel_release_seconds,
         )
         port = free_port()
         token, api_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -537,6 +545,16 @@ class LabHub:
                 return waiting.index(owner) + 1, kind
         return None, None
 
+    def estimated_wait(self, place: int, kind: str, now: float | None = None) -> float | None:
+        """Seconds until the learner at `place` gets a kernel, at the rate kernels went back
+        to the pool in the last RETURN_WINDOW seconds; None until two have gone back."""
+        now = time.monotonic() if now is None else now
+        recent = [t for t in self.returns.get(kind, ()) if now - t <= RETURN_WINDOW]
+        if len(recent) < 2:
+            return None
+        per_second = len(recent) / max(now - recent[0], 60.0)
+        return place / per_second
+
     def lent(self, kind: str | None = None, owner: int | None = None) -> list[LentKernel]:
         return [
             k
@@ -648,6 +666,7 @@ class LabHub:
             await self.blocking(lent.relay.close)
         if lent.kernel is not None:
             self.pools[lent.kind].give_back(lent.kernel)
+            self.returns[lent.kind].append(time.monotonic())
             await self.blocking(self.recorder.kernel_stopped, lent.usage)
         await self._notify()
         return True
@@ -769,12 +788,14 @@ class LabHub:
     def describe_owner(self, owner: int) -> dict[str, Any]:
         lab = self.servers.get(owner)
         place, kind = self.queue_position(owner)
+        wait = None if place is None or kind is None else self.estimated_wait(place, kind)
         return {
             "running": lab is not None and lab.ready.is_set() and lab.failed is None,
             "url": base_url(owner),
             "kernels": len(self.lent(owner=owner)),
             "queue_position": place,
             "queue": kind,  # "cpu" or "gpu": which kernels the learner waits for
+            "estimated_wait_seconds": None if wait is None else round(wait),
         }
 
 

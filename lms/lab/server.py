@@ -25,6 +25,7 @@ from typing import Any
 from lms.lab import base_url
 from lms.lab.identity import TOKEN_ENV, LmsIdentityProvider
 from lms.lab.kernels import SandboxKernelSpecManager
+from lms.lab.serverapp import LabKernelManager
 
 __all__ = ["TOKEN_ENV", "base_url", "command", "environment", "write_config"]
 
@@ -37,11 +38,13 @@ def write_config(
     owner: int,
     idle_seconds: float = 30 * 60,
     gateway_url: str = "",
+    release_seconds: float = 120,
 ) -> Path:
     """The server's JSON configuration (read with --config): no secret in it.
 
     Kernels come from the lab hub's sandboxed pool (lms.lab.kernels) or, with gateway_url, from
-    a Jupyter Kernel Gateway; a kernel idle for idle_seconds is given back.
+    a Jupyter Kernel Gateway; a kernel idle for idle_seconds is given back, and a pool kernel
+    that no browser has watched for release_seconds too (lms.lab.serverapp.LabKernelManager).
     """
     app: dict[str, Any] = {
         "identity_provider_class": _dotted(LmsIdentityProvider),
@@ -73,6 +76,14 @@ def write_config(
         config["GatewayClient"] = {"url": gateway_url}
     else:
         app["kernel_spec_manager_class"] = _dotted(SandboxKernelSpecManager)
+        app["kernel_manager_class"] = _dotted(LabKernelManager)
+        config["LabKernelManager"] = {
+            **config.pop("MappingKernelManager"),
+            "release_unwatched_after": float(release_seconds),
+            # Looked at often enough that a closed tab's kernel is back within the release
+            # time and a quarter.
+            "cull_interval": max(1, min(30, int(release_seconds) // 4)),
+        }
     path.write_text(json.dumps(config, indent=2))
     return path
 

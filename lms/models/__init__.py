@@ -30,6 +30,7 @@ from lms.models.grading import (
     JobKind,
     JobState,
     Submission,
+    WorkerProcess,
 )
 from lms.models.labs import LabKernel, LabServer
 from lms.models.people import Organisation, OrganisationKind, Role, RoleGrant, User
@@ -87,6 +88,7 @@ __all__ = [
     "RoleGrant",
     "User",
     "UserSession",
+    "WorkerProcess",
     "cohort_courses",
     "utcnow",
 ]

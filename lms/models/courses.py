@@ -32,6 +32,9 @@ class Course(Base):
     summary: Mapped[str] = mapped_column(sa.Text, default="")
     language: Mapped[str] = mapped_column(sa.String(8), default="en")
     level: Mapped[Level] = mapped_column(enum_column(Level), default=Level.BEGINNER)
+    # Its GPU assignments may be graded on a CPU worker when no GPU worker runs (course.toml
+    # `gpu_on_cpu`; the models must then be small enough to train on a CPU in time).
+    gpu_on_cpu: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     synced_at: Mapped[datetime | None]
 

@@ -127,6 +127,8 @@ class GradingJob(Base):
     )
     kind: Mapped[JobKind] = mapped_column(enum_column(JobKind))
     priority: Mapped[int] = mapped_column(default=0)
+    # The queue it waits on (lms.queue.LANES): "gpu" is taken only by workers with GPU slots.
+    lane: Mapped[str] = mapped_column(sa.String(8), default="cpu", server_default="cpu")
     state: Mapped[JobState] = mapped_column(enum_column(JobState), default=JobState.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     lease_until: Mapped[datetime | None]
@@ -243,3 +245,18 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+
+class WorkerProcess(Base):
+    """A live grading worker process, as it last said (lms.services.workers): which lanes it
+    takes and how many GPU slots its host has. Rows not heard from for a while are gone."""
+
+    __tablename__ = "worker_processes"
+
+    # "<host>:<pid>", as in the grading leases it takes.
+    id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(100))
+    lanes: Mapped[str] = mapped_column(sa.String(32))  # "cpu", "gpu" or "cpu,gpu"
+    gpu_slots: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -36,7 +36,7 @@ from lms.models import (
 from lms.services import ServiceError, programs
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-COURSE_KEYS = {"title", "summary", "language", "level", "assignments", "assignment"}
+COURSE_KEYS = {"title", "summary", "language", "level", "assignments", "assignment", "gpu_on_cpu"}
 ASSIGNMENT_KEYS = {
     "title",
     "points",
@@ -73,6 +73,8 @@ class CourseSpec:
     level: Level
     folder: Path
     assignments: tuple[AssignmentSpec, ...]
+    # Its GPU assignments may be graded on CPU workers when no GPU worker is alive.
+    gpu_on_cpu: bool = False
 
 
 class CatalogError(ServiceError):
@@ -129,6 +131,9 @@ def _load_course(folder: Path, problems: list[str]) -> CourseSpec | None:
     summary = data.get("summary", "")
     language = data.get("language", "en")
     level = data.get("level", "beginner")
+    gpu_on_cpu = data.get("gpu_on_cpu", False)
+    if not isinstance(gpu_on_cpu, bool):
+        problems.append(f"{name}: 'gpu_on_cpu' must be true or false")
     if not isinstance(summary, str):
         problems.append(f"{name}: summary must be text")
     if not isinstance(language, str) or not re.match(r"^[a-z]{2}$", language):
@@ -173,6 +178,7 @@ def _load_course(folder: Path, problems: list[str]) -> CourseSpec | None:
         level=Level(level),
         folder=folder,
         assignments=tuple(assignments),
+        gpu_on_cpu=gpu_on_cpu,
     )
 
 
@@ -300,6 +306,7 @@ def _sync_course(
         db.session.add(course)
     course.title, course.summary = spec.title, spec.summary
     course.language, course.level, course.synced_at = spec.language, spec.level, utcnow()
+    course.gpu_on_cpu = spec.gpu_on_cpu
     existing = {a.slug: a for a in course.assignments}
     for position, a_spec in enumerate(spec.assignments):
         key = f"{spec.slug}/{a_spec.slug}"

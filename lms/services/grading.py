@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ from lms.models import (
     BatchState,
     Cohort,
     CohortAssignment,
+    Course,
     Grade,
     GradedCell,
     GradeEvent,
@@ -45,7 +46,7 @@ from lms.models import (
     utcnow,
 )
 from lms.queries import marking
-from lms.services import ServiceError, completion
+from lms.services import ServiceError, completion, workers
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,39 @@ def _update(statement: sa.Update) -> int:
 GRADE_TASK = "grade_job"
 
 
+def lane_for(assignment: Assignment) -> str:
+    """The queue lane its grading waits on: "gpu" for a GPU assignment (taken only by workers
+    with GPU slots), unless its course lets it run on the CPU and no GPU worker is alive."""
+    if not assignment.gpu:
+        return "cpu"
+    if assignment.course.gpu_on_cpu and not workers.taking("gpu"):
+        return "cpu"
+    return "gpu"
+
+
+def waiting_for_gpu(assignment: Assignment) -> bool:
+    """GPU jobs of the assignment wait and no worker with GPU slots is alive to take them:
+    the instructor is told (they are not run on the CPU behind anyone's back)."""
+    waiting = db.session.scalar(
+        sa.select(GradingJob.id)
+        .join(Submission, Submission.id == GradingJob.submission_id)
+        .where(
+            Submission.assignment_id == assignment.id,
+            GradingJob.lane == "gpu",
+            GradingJob.state == JobState.QUEUED,
+        )
+        .limit(1)
+    )
+    return waiting is not None and not workers.taking("gpu")
+
+
 def _enqueue(jobs: Iterable[GradingJob]) -> None:
-    """Put committed jobs on the queue. If the queue is down the rows stay queued and the
-    reaper sends them again once it is back."""
+    """Put committed jobs on their lane's queue. If the queue is down the rows stay queued and
+    the reaper sends them again once it is back."""
     q = queue.queue()
     for job in jobs:
         try:
-            q.enqueue(GRADE_TASK, job.id, priority=job.priority)
+            q.enqueue(GRADE_TASK, job.id, priority=job.priority, lane=job.lane)
         except Exception:  # noqa: BLE001 - any broker error: the row is the truth, retry later
             log.exception("could not queue grading job %s; the reaper will retry", job.id)
 
@@ -103,7 +130,10 @@ def request_instant_feedback(submission: Submission) -> GradingJob | None:
     if not submission.assignment.instant_feedback or instant_feedback_left(submission.user) < 1:
         return None
     job = GradingJob(
-        submission_id=submission.id, kind=JobKind.INSTANT, priority=queue.PRIORITY_INSTANT
+        submission_id=submission.id,
+        kind=JobKind.INSTANT,
+        priority=queue.PRIORITY_INSTANT,
+        lane=lane_for(submission.assignment),
     )
     db.session.add(job)
     db.session.commit()
@@ -153,9 +183,14 @@ def create_batch(
     )
     db.session.add(batch)
     db.session.flush()
+    lane = lane_for(assignment)
     jobs = [
         GradingJob(
-            submission_id=s.id, batch_id=batch.id, kind=JobKind.BATCH, priority=queue.PRIORITY_BATCH
+            submission_id=s.id,
+            batch_id=batch.id,
+            kind=JobKind.BATCH,
+            priority=queue.PRIORITY_BATCH,
+            lane=lane,
         )
         for s in chosen
     ]
@@ -192,6 +227,8 @@ class BatchProgress:
     state: str
     rate_per_minute: float
     seconds_left: float | None
+    # Some of its jobs need a GPU and no worker with GPU slots is alive to take them.
+    waiting_for_gpu: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -204,6 +241,7 @@ class BatchProgress:
             "state": self.state,
             "rate_per_minute": round(self.rate_per_minute, 1),
             "seconds_left": None if self.seconds_left is None else round(self.seconds_left),
+            "waiting_for_gpu": self.waiting_for_gpu,
         }
 
 
@@ -235,7 +273,21 @@ def progress(batch: GradingBatch) -> BatchProgress:
         state=str(batch.state),
         rate_per_minute=rate,
         seconds_left=seconds_left,
+        waiting_for_gpu=bool(counts.get(JobState.QUEUED)) and _waits_for_gpu(batch.id),
     )
+
+
+def _waits_for_gpu(batch_id: int) -> bool:
+    waiting = db.session.scalar(
+        sa.select(GradingJob.id)
+        .where(
+            GradingJob.batch_id == batch_id,
+            GradingJob.lane == "gpu",
+            GradingJob.state == JobState.QUEUED,
+        )
+        .limit(1)
+    )
+    return waiting is not None and not workers.taking("gpu")
 
 
 # --- The worker's side ------------------------------------------------------------------
@@ -379,21 +431,49 @@ def requeue_stale() -> list[int]:
             job.state = JobState.QUEUED
             job.lease_until = None
             again.append(job)
-    if queue.queue().huey.pending_count() == 0:
-        waited = now - timedelta(seconds=2 * lease_seconds())
-        again += list(
-            db.session.scalars(
-                sa.select(GradingJob).where(
-                    GradingJob.state == JobState.QUEUED, GradingJob.queued_at < waited
+    waited = now - timedelta(seconds=2 * lease_seconds())
+    for lane in queue.LANES:
+        if queue.queue().lane(lane).pending_count() == 0:
+            again += list(
+                db.session.scalars(
+                    sa.select(GradingJob).where(
+                        GradingJob.state == JobState.QUEUED,
+                        GradingJob.lane == lane,
+                        GradingJob.queued_at < waited,
+                    )
                 )
             )
-        )
+    again += _to_the_cpu(waited)
     for job in again:
         job.queued_at = now
     _close_finished_batches()
     db.session.commit()
     _enqueue(again)
     return [job.id for job in again]
+
+
+def _to_the_cpu(waited: datetime) -> list[GradingJob]:
+    """GPU jobs waiting with no GPU worker alive, of courses that let them run on the CPU,
+    move to the CPU lane (their GPU worker died after they were queued)."""
+    if workers.taking("gpu"):
+        return []
+    moved = list(
+        db.session.scalars(
+            sa.select(GradingJob)
+            .join(Submission, Submission.id == GradingJob.submission_id)
+            .join(Assignment, Assignment.id == Submission.assignment_id)
+            .join(Course, Course.id == Assignment.course_id)
+            .where(
+                GradingJob.state == JobState.QUEUED,
+                GradingJob.lane == "gpu",
+                GradingJob.queued_at < waited,
+                Course.gpu_on_cpu.is_(True),
+            )
+        )
+    )
+    for job in moved:
+        job.lane = "cpu"
+    return moved
 
 
 def _close_batch_if_finished(batch_id: int | None) -> None:

@@ -41,6 +41,7 @@
       page.set("cancelled", number(p.cancelled));
       page.set("rate_per_minute", number(p.rate_per_minute, 1));
       page.set("seconds_left", clock(p.seconds_left));
+      page.show("[data-waiting-for-gpu]", Boolean(p.waiting_for_gpu));
       page.state(p.state);
       if (p.state !== "running") {
         if (page.note) {

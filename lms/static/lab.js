@@ -110,7 +110,12 @@
           show(line.getAttribute("data-label-unavailable"));
         } else if (state.queue_position) {
           var label = state.queue === "gpu" ? "data-label-waiting-gpu" : "data-label-waiting";
-          show(line.getAttribute(label).replace("{place}", state.queue_position));
+          var text = line.getAttribute(label).replace("{place}", state.queue_position);
+          if (state.estimated_wait_seconds) {
+            var minutes = Math.max(1, Math.round(state.estimated_wait_seconds / 60));
+            text += " " + line.getAttribute("data-label-estimate").replace("{minutes}", minutes);
+          }
+          show(text);
         } else {
           show("");
         }

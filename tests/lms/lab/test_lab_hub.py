@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
+import websocket
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
@@ -762,3 +763,49 @@ def test_the_lab_speaks_the_learners_lms_language(app: Flask, hub: Hub) -> None:
         assert json.loads(client.api("GET", setting)["raw"]) == {"locale": "en"}
     finally:
         client.http.close()
+
+
+@pytest.mark.parametrize(
+    "hub_env", [{**HUB_ENV, "LMS_LAB_KERNEL_RELEASE_SECONDS": "3"}], ids=["release-3s"]
+)
+def test_a_kernel_no_browser_watches_goes_back_to_the_pool_and_a_watched_one_stays(
+    app: Flask, hub: Hub
+) -> None:
+    """A learner who closed the tab gives their kernel back within the release time (the
+    notebook stays saved); one whose browser is still connected keeps theirs."""
+    cohort = factories.cohort(factories.program())
+    gone, watching = (factories.learner(cohort, f"{n}@test.org") for n in ("gone", "watching"))
+    for learner in (gone, watching):
+        assert labs.start(learner) is True
+    gone_client, watching_client = lab_client(app, hub, gone), lab_client(app, hub, watching)
+    socket = None
+    try:
+        gone_kernel = gone_client.start_kernel("")
+        assert gone_client.execute(gone_kernel, "print(6 * 7)") == "42\n"  # then disconnects
+        watched_kernel = watching_client.start_kernel("")
+        url = watching_client.base.replace("http", "ws", 1) + (
+            f"api/kernels/{watched_kernel}/channels"
+        )
+        cookie = "; ".join(f"{k}={v}" for k, v in watching_client.http.cookies.items())
+        socket = websocket.create_connection(url, cookie=cookie, timeout=10)  # the open tab
+        assert hub.api("/servers")["kernels"]["lent"] == 2
+
+        wait_for(
+            lambda: (
+                hub.api(f"/servers/{gone.id}")["kernels"] == 0
+                and gone_client.api("GET", "api/kernels") == []
+            ),
+            "the unwatched kernel to go back to the pool",
+            hub,
+            timeout=30,
+        )
+        time.sleep(4)  # past the release time: the watched kernel is still there
+        assert [k["id"] for k in watching_client.api("GET", "api/kernels")] == [watched_kernel]
+        assert hub.api(f"/servers/{watching.id}")["kernels"] == 1
+        # The freed kernel is lent again at once: the learner who left comes back.
+        assert gone_client.execute(gone_client.start_kernel(""), "print(1 + 1)") == "2\n"
+    finally:
+        if socket is not None:
+            socket.close()
+        gone_client.http.close()
+        watching_client.http.close()

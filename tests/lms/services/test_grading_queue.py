@@ -89,12 +89,14 @@ def start_worker(app: Flask, tmp_path: Path) -> Iterator[Worker]:
         FLASK_APP="wsgi",
     )
 
-    def start(workers: int = 1) -> subprocess.Popen[bytes]:
+    def start(workers: int = 1, lanes: str = "", **more_env: str) -> subprocess.Popen[bytes]:
+        lane_option = ["--lanes", lanes] if lanes else []
         with (tmp_path / f"worker{len(started)}.log").open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "flask", "lms", "worker", "--workers", str(workers)],
+                [sys.executable, "-m", "flask", "lms", "worker", "--workers", str(workers)]
+                + lane_option,
                 cwd=ROOT,
-                env=env,
+                env={**env, **more_env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
