@@ -83,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(learner.stopped_bp)
+    app.register_blueprint(learner.identity_bp)
     errors.register(app)
     labels.register(app)
     app.cli.add_command(commands.lms)

@@ -31,6 +31,51 @@ def worker_command(workers: int | None, lanes: str | None) -> None:
     worker.serve(app, workers or int(app.config["WORKERS"]), taken, say=click.echo)
 
 
+@lms.command("hub")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where browsers connect.")
+@click.option("--port", default=8000, show_default=True, help="Where browsers connect.")
+@click.option(
+    "--lms-url",
+    default="http://127.0.0.1:8001",
+    show_default=True,
+    help="The LMS (gunicorn): every path but /hub/ and /user/ goes there.",
+)
+@click.option("--hub-port", default=8081, show_default=True, help="JupyterHub's own (private).")
+@click.option(
+    "--proxy-api-port", default=8082, show_default=True, help="The proxy's API (private)."
+)
+def hub_command(host: str, port: int, lms_url: str, hub_port: int, proxy_api_port: int) -> None:
+    """Run JupyterHub, the lab engine, as the site's entry point (lms.lab.jupyterhub_config).
+    It gets two tokens derived for it, never the LMS's secret key or database URL."""
+    import os
+    import sys
+
+    from flask import current_app
+
+    from lms.lab import jupyterhub_service_token, lab_identity_token
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    secret = str(app.config["SECRET_KEY"])
+    root = Path(app.root_path).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
+    env.update(
+        PYTHONPATH=str(root),
+        LMSHUB_IP=host,
+        LMSHUB_PORT=str(port),
+        LMSHUB_HUB_PORT=str(hub_port),
+        LMSHUB_PROXY_API_PORT=str(proxy_api_port),
+        LMSHUB_LMS_URL=lms_url,
+        LMSHUB_STATE_DIR=str(Path(app.instance_path) / "jupyterhub"),
+        LMSHUB_SERVICE_TOKEN=jupyterhub_service_token(secret),
+        LMSHUB_IDENTITY_TOKEN=lab_identity_token(secret),
+        LMSHUB_SESSION_COOKIE=str(app.config.get("SESSION_COOKIE_NAME") or "session"),
+        LMSHUB_IDLE_SECONDS=str(float(app.config["LAB_IDLE_MINUTES"]) * 60),
+    )
+    jupyterhub = Path(sys.executable).parent / "jupyterhub"
+    config = root / "lms" / "lab" / "jupyterhub_config.py"
+    os.execve(jupyterhub, [str(jupyterhub), "-f", str(config)], env)
+
+
 @lms.command("labs")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where browsers connect.")
 @click.option("--port", default=8000, show_default=True, help="Where browsers connect.")

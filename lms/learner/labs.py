@@ -8,6 +8,7 @@ the queue while every kernel is taken), or offers to start the lab when it is no
 
 from __future__ import annotations
 
+import hmac
 import secrets
 
 from flask import (
@@ -28,13 +29,14 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from lms.extensions import csrf
+from lms.lab import lab_identity_token
 from lms.learner.forms import LabSubmitForm, OpenLabForm, ResetForm
 from lms.learner.lookups import cohort_course, scheduled_assignment
 from lms.learner.notices import say_submitted
 from lms.learner.routes import bp
 from lms.models import Cohort, Course, utcnow
 from lms.queries import schedules
-from lms.services import grading, labs, submissions, workspaces
+from lms.services import grading, labs, sessions, submissions, workspaces
 
 
 def _open_assignment(
@@ -251,3 +253,27 @@ def _reopen_url(rest: str) -> str | None:
                 assignment_slug=assignment_slug,
             )
     return None
+
+
+# JupyterHub asks whose session a browser's cookie is (lms.lab.jupyterhub_auth) -----------------
+
+identity_bp = Blueprint("lab_identity", __name__)
+csrf.exempt(identity_bp)  # called by JupyterHub with its token, never by a browser form
+
+
+@identity_bp.post("/labs/identity")
+def lab_identity() -> ResponseReturnValue:
+    """The lab name of the user whose valid session this cookie is; 403 for anything else.
+    Only JupyterHub asks, with the identity token (which answers this question only)."""
+    expected = lab_identity_token(str(current_app.config["SECRET_KEY"]))
+    given = request.headers.get("Authorization", "").removeprefix("token ").strip()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return jsonify(error="only the lab hub asks this"), 403
+    body = request.get_json(silent=True)
+    cookie = body.get("cookie") if isinstance(body, dict) else None
+    if not isinstance(cookie, str) or not cookie:
+        return jsonify(error="no session cookie given"), 400
+    user = sessions.user_for_cookie(cookie)
+    if user is None:
+        return jsonify(error="no valid session"), 403
+    return jsonify(name=str(user.id))
