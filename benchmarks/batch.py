@@ -29,7 +29,15 @@ from autograder.variants import KINDS, learner_notebook
 from benchmarks.grading import run_grade_many
 from lms import create_app
 from lms.extensions import db
-from lms.models import Assignment, BatchState, CohortAssignment, GradingBatch, utcnow
+from lms.models import (
+    Assignment,
+    BatchState,
+    Cohort,
+    CohortAssignment,
+    GradingBatch,
+    Release,
+    utcnow,
+)
 from lms.queries import marking
 from lms.services import catalog, grading, programs, releases, submissions, users
 
@@ -102,9 +110,8 @@ def main() -> None:
     print(f"ratio: {queue_seconds / many_seconds:.2f}")
 
 
-def _submit(count: int, folders: Path) -> tuple[Path, dict[str, str]]:
-    """Sync and release the assignment, enrol `count` learners and store their submissions;
-    the same notebooks are written to folders/<learner>/ for grade-many."""
+def set_up() -> tuple[Assignment, Release, Cohort]:
+    """Sync and release the assignment; a cohort taking its course, the assignment open."""
     catalog.sync(ROOT / "courses")
     course = programs.get_course(COURSE)
     assignment = next(a for a in course.assignments if a.slug == ASSIGNMENT)
@@ -116,10 +123,22 @@ def _submit(count: int, folders: Path) -> tuple[Path, dict[str, str]]:
         date.today() + timedelta(days=90),
         courses=[course],
     )
-    scheduled = db.session.scalar(sa.select(CohortAssignment))
+    scheduled = db.session.scalar(
+        sa.select(CohortAssignment).where(
+            CohortAssignment.assignment_id == assignment.id,
+            CohortAssignment.cohort_id == cohort.id,
+        )
+    )
     assert scheduled is not None
     scheduled.opens_at = utcnow() - timedelta(days=1)
     db.session.commit()
+    return assignment, release, cohort
+
+
+def _submit(count: int, folders: Path) -> tuple[Path, dict[str, str]]:
+    """Sync and release the assignment, enrol `count` learners and store their submissions;
+    the same notebooks are written to folders/<learner>/ for grade-many."""
+    assignment, release, cohort = set_up()
     source = ROOT / "courses" / COURSE / ASSIGNMENT
     given = Path(current_app.config["DATA_DIR"]) / release.path
     names = {}

@@ -9,7 +9,10 @@ gunicorn and the lab hub as `make run` does, signs in over HTTP, and then times,
 GET the lab page (which starts or reuses the lab server), start a kernel in the assignment's
 folder through the proxy, and execute `1+1` over the kernel's websocket. The baseline, in the
 same run: a plain local ipykernel (no sandbox, no pool) started and asked `1+1` by
-jupyter_client. Prints `name: value` lines, the warm start over the plain kernel start last.
+jupyter_client. Then the density: the PSS (shared pages split among sharers) of the idle lab
+server and of one idle pool slot (sandbox, fork server, warm kernel with the preloads), and the
+labs a 64 GB machine holds (lms.lab.capacity's reserve kept). Prints `name: value` lines, the
+warm start over the plain kernel start last.
 The issue's budget: warm_start_seconds <= 2 (goal 1).
 """
 
@@ -31,7 +34,7 @@ from pathlib import Path
 import requests
 from jupyter_client.manager import start_new_kernel
 
-from lms.lab import hub_token
+from lms.lab import capacity, hub_token
 from lms.lab.client import LabClient
 from lms.lab.hub import free_port
 
@@ -178,6 +181,61 @@ def open_lab_and_run(base: str, session: requests.Session) -> float:
     return elapsed
 
 
+def _tree(pid: int) -> set[int]:
+    """The process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        if current not in found:
+            found.add(current)
+            todo.extend(children.get(current, []))
+    return found
+
+
+def pss_mb(pids: set[int]) -> float:
+    """Proportional set size of the processes (shared pages split among their sharers): what
+    each adds to the machine's memory."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kb / 1024
+
+
+def density() -> tuple[float, float]:
+    """PSS of the running lab server (its sandbox and jupyter-server) and of one idle pool
+    slot (its sandbox's fork server with the warm kernel, preloads imported), in MB."""
+    servers = [int(p.read_text()) for p in (INSTANCE / "data" / "labs").glob("*/server.pid")]
+    if not servers:
+        raise SystemExit("no lab server running to measure")
+    server_mb = statistics.mean(pss_mb(_tree(pid)) for pid in servers)
+    slots = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"autograder.forkserver" in command and b"--uid" in command:
+            slots.append(pss_mb(_tree(int(entry.name))))
+    if not slots:
+        raise SystemExit("no kernel pool sandbox found to measure")
+    return server_mb, statistics.mean(slots)
+
+
 def plain_kernel() -> float:
     """A local ipykernel, unsandboxed and not pooled, started and asked 1+1."""
     start = time.perf_counter()
@@ -221,11 +279,20 @@ def main() -> int:
 
         cold = median(lambda: open_lab_and_run(base, session), cold_before, args.runs)
         warm = median(lambda: open_lab_and_run(base, session), hub.wait_warm, args.runs)
+        hub.wait_warm()
+        server_mb, kernel_mb = density()
     plain = statistics.median(plain_kernel() for _ in range(args.runs))
+    usable = 64 * 1024 * (1 - capacity.RESERVED_FRACTION)  # MB of a 64 GB machine
     print(f"runs: {args.runs}")
     print(f"plain_local_kernel_seconds: {plain:.3f}")
     print(f"cold_start_seconds: {cold:.3f}")
     print(f"warm_start_seconds: {warm:.3f}")
+    print(f"idle_lab_server_pss_mb: {server_mb:.0f}")
+    print(f"idle_kernel_pss_mb: {kernel_mb:.0f}")
+    # On 64 GB, less the reserve: learners each with a server and a kernel of their own, and
+    # with one kernel per four learners (the pool's sharing when most are reading).
+    print(f"labs_per_64gb_own_kernel: {usable // (server_mb + kernel_mb):.0f}")
+    print(f"labs_per_64gb_shared_kernels: {usable // (server_mb + kernel_mb / 4):.0f}")
     print(f"warm_over_plain_kernel_ratio: {warm / plain:.2f}")
     return 0
 

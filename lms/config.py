@@ -40,9 +40,10 @@ DEFAULTS: dict[str, Any] = {
     # Each worker process warms its graders for the assignments falling due within this many
     # minutes (lms.queries.rush; the plan is on /admin/rush). 0: never ahead of time.
     "PREWARM_MINUTES": 60,
-    # Submissions a minute one grading process keeps up with (measured by benchmarks.deadline
-    # on the curriculum's notebooks): the plan's "processes needed".
-    "GRADING_RATE_PER_PROCESS": 20.0,
+    # Submissions a minute one grading process keeps up with: the plan's "processes needed".
+    # benchmarks.deadline measured 87 to 109 on the NumPy course's first assignment (2 cores);
+    # heavier notebooks (the PyTorch course's) grade slower: lower it for them.
+    "GRADING_RATE_PER_PROCESS": 90.0,
     # A worker renews its lease on a job every third of this; a dead one's job is retaken after it.
     "GRADING_LEASE_SECONDS": 60,
     # Instant-feedback gradings a learner may ask for per hour (more wait for the batch).

@@ -45,14 +45,16 @@ def worker_command(workers: int | None, lanes: str | None) -> None:
     "--proxy-api-port", default=8082, show_default=True, help="The proxy's API (private)."
 )
 def hub_command(host: str, port: int, lms_url: str, hub_port: int, proxy_api_port: int) -> None:
-    """Run JupyterHub, the lab engine, as the site's entry point (lms.lab.jupyterhub_config).
-    It gets two tokens derived for it, never the LMS's secret key or database URL."""
+    """Run JupyterHub, the lab engine, as the site's entry point (lms.lab.jupyterhub_config),
+    its lab servers' kernels from the kernel service (`flask lms labs`, LMS_LAB_HUB_URL). It
+    gets tokens derived for it, never the LMS's secret key or database URL."""
     import os
     import sys
 
     from flask import current_app
 
-    from lms.lab import jupyterhub_service_token, lab_identity_token
+    from lms.lab import hub_token, jupyterhub_service_token, lab_identity_token
+    from lms.storage import storage
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     secret = str(app.config["SECRET_KEY"])
@@ -70,6 +72,11 @@ def hub_command(host: str, port: int, lms_url: str, hub_port: int, proxy_api_por
         LMSHUB_IDENTITY_TOKEN=lab_identity_token(secret),
         LMSHUB_SESSION_COOKIE=str(app.config.get("SESSION_COOKIE_NAME") or "session"),
         LMSHUB_IDLE_SECONDS=str(float(app.config["LAB_IDLE_MINUTES"]) * 60),
+        LMSHUB_DATA_DIR=str(storage().local_folder("workspaces").parent),
+        LMSHUB_KERNELS_URL=str(app.config["LAB_HUB_URL"]),
+        LMSHUB_KERNELS_TOKEN=hub_token(secret),
+        LMSHUB_SANDBOX=str(app.config["SANDBOX"]),
+        LMSHUB_KERNEL_RELEASE_SECONDS=str(float(app.config["LAB_KERNEL_RELEASE_SECONDS"])),
     )
     jupyterhub = Path(sys.executable).parent / "jupyterhub"
     config = root / "lms" / "lab" / "jupyterhub_config.py"

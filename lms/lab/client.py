@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import websocket
@@ -38,14 +39,25 @@ class LabClient:
 
     def _xsrf(self) -> str:
         """Tornado's XSRF token: the cookie a page sets, echoed in a header."""
-        token = self.http.cookies.get("_xsrf")
+        token = self._xsrf_cookie()
         if not token:
             self.http.get(self.base + "api/status", timeout=self.timeout)
             self.http.get(self.base + "tree", timeout=self.timeout)
-            token = self.http.cookies.get("_xsrf")
+            token = self._xsrf_cookie()
         if not token:
             raise LabClientError("the lab server set no _xsrf cookie")
-        return str(token)
+        return token
+
+    def _xsrf_cookie(self) -> str | None:
+        """The server's own _xsrf cookie: the one with the longest path over its base, as a
+        browser picks it (JupyterHub sets another for /hub/)."""
+        path = urlsplit(self.base).path
+        matching = [
+            c for c in self.http.cookies if c.name == "_xsrf" and path.startswith(c.path or "/")
+        ]
+        if not matching:
+            return None
+        return str(max(matching, key=lambda c: len(c.path or "")).value)
 
     def request(self, method: str, path: str, body: Any = None) -> requests.Response:
         headers = {"X-XSRFToken": self._xsrf()} if method != "GET" else {}

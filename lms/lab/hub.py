@@ -55,9 +55,9 @@ from typing import Any, Protocol, TypeVar
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from autograder import cgroups, leases, sandbox, seccomp
+from autograder import cgroups, leases
 from autograder.pool import Kernel, KernelPool
-from lms.lab import base_url, hub_token, kernels, relay, server
+from lms.lab import base_url, hub_token, kernels, launch, relay, server
 from lms.lab.client import LabClient, LabClientError
 from lms.lab.identity import TOKEN_HEADER
 
@@ -72,10 +72,6 @@ SKIPPED_FOLDERS = {".ipynb_checkpoints", "__pycache__", ".git"}
 
 
 CPU, GPU = "cpu", "gpu"
-# What a lab server's sandbox may use (it runs no learner code: Jupyter's own server only).
-LAB_SERVER_MEMORY = 2 * 1024**3
-LAB_SERVER_PROCESSES = 256
-LAB_SERVER_TMP = 64 * 1024**2
 # The kernels given back in this many seconds set the pace of the queue (estimated_wait).
 RETURN_WINDOW = 15 * 60
 # How long the proxy trusts an answer about a session (sign-out also stops the lab at once).
@@ -126,83 +122,6 @@ class Settings:
     kernel_release_seconds: float = 120.0
 
 
-# The project's root: lab servers import lms.lab from it (only its lms/ folder is mounted).
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def lab_sandbox_command(
-    command: list[str],
-    root: Path,
-    private: Path,
-    uid: int | None,
-    seccomp_fd: int,
-    relays: Path,
-) -> list[str]:
-    """A lab server in bubblewrap: the system, the Python environment and the project's lms/
-    package read-only; its owner's workspace and its private folder writable; a capped /tmp;
-    its own PID namespace (it cannot see or signal another server); the network shared (it
-    listens on the loopback for the proxy). As root it then runs under `uid` with no capability
-    left (setpriv); otherwise bwrap's user namespace keeps it unprivileged."""
-    wrapped = [sandbox.bwrap_path() or "bwrap", "--die-with-parent", "--new-session"]
-    wrapped += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-    if uid is not None:
-        wrapped += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
-        wrapped += ["--unshare-user", "--disable-userns"]
-    wrapped += ["--seccomp", str(seccomp_fd)]
-    bound: list[str] = []
-    made: set[str] = set()
-
-    def parents(dest: str) -> list[str]:
-        """Folders on the way to a mount point, made traversable (bwrap makes them 0700)."""
-        args = []
-        for parent in reversed(Path(dest).parents[:-1]):
-            name = str(parent)
-            if name not in made and not any(name == b or name.startswith(b + "/") for b in bound):
-                args += ["--perms", "0755", "--dir", name]
-                made.add(name)
-        return args
-
-    for path in [*_system_paths(), str(REPOSITORY / "lms")]:
-        if os.path.islink(path) and path.count("/") == 1:  # merged /usr: /lib -> usr/lib
-            wrapped += ["--symlink", os.readlink(path), path]
-        elif not any(path == b or path.startswith(b + "/") for b in bound):
-            wrapped += [*parents(path), "--ro-bind", path, path]
-        bound.append(path)
-    wrapped += ["--proc", "/proc", "--dev", "/dev"]
-    wrapped += ["--size", str(LAB_SERVER_TMP), "--perms", "1777", "--tmpfs", "/tmp"]
-    made.add("/tmp")  # a tmpfs now: folders below it are made traversable, it stays 1777
-    # After /tmp: the data folder may live under it (tests), and a later mount would hide it.
-    for folder in (str(root), str(private)):
-        wrapped += [*parents(folder), "--bind", folder, folder]
-    wrapped += [*parents(relay.INSIDE), "--bind", str(relays), relay.INSIDE]
-    wrapped += ["--chdir", str(private), "--"]
-    if uid is not None:
-        wrapped += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-        wrapped += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-    return wrapped + command
-
-
-def _system_paths() -> list[str]:
-    """What a lab server reads: the system, the interpreter and its packages (as a kernel's
-    sandbox does), and the certificates and time zones libraries may look up."""
-    from autograder.sandbox import _read_only_paths
-
-    extra = [p for p in ("/etc/ssl", "/usr/share/zoneinfo", "/etc/localtime") if os.path.exists(p)]
-    return [*_read_only_paths(), *extra]
-
-
-def _own_tree(folder: Path, uid: int) -> None:
-    """The folder and everything in it to uid (links are changed, never followed)."""
-    os.chown(folder, uid, uid, follow_symlinks=False)
-    for directory, subfolders, names in os.walk(folder, followlinks=False):
-        for name in [*subfolders, *names]:
-            try:
-                os.chown(Path(directory) / name, uid, uid, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -227,6 +146,17 @@ class LabServer:
     @property
     def target(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Registration:
+    """A lab server started by JupyterHub's spawner (lms.lab.spawner), not by this hub: what
+    lending it kernels needs."""
+
+    owner: int
+    api_token: str  # what the server shows this API (its owner's kernels only)
+    relay_folder: Path
+    uid: int | None
 
 
 @dataclass
@@ -261,6 +191,8 @@ class LabHub:
         self.token = hub_token(settings.secret_key)
         self.servers: dict[int, LabServer] = {}
         self.kernels: dict[str, LentKernel] = {}
+        # Lab servers JupyterHub started, by owner (their kernels are lent here too).
+        self.registered: dict[int, Registration] = {}
         # Per pool, the learners waiting for a kernel, first first.
         self.queues: dict[str, deque[int]] = {kind: deque() for kind in pools}
         # Per pool, when kernels went back to it lately (monotonic seconds): the rate at which
@@ -302,10 +234,32 @@ class LabHub:
 
     def api_owner(self, token: str) -> int | None:
         """The owner whose lab server holds this API token (None: no server's)."""
-        for lab in self.servers.values():
-            if lab.api_token and hmac.compare_digest(token.encode(), lab.api_token.encode()):
-                return lab.owner
+        holders = [(lab.owner, lab.api_token) for lab in self.servers.values()]
+        holders += [(held.owner, held.api_token) for held in self.registered.values()]
+        for owner, api_token in holders:
+            if api_token and hmac.compare_digest(token.encode(), api_token.encode()):
+                return owner
         return None
+
+    async def register(self, registration: Registration) -> None:
+        """A lab server JupyterHub started: its kernels are lent from here."""
+        await self.unregister(registration.owner)
+        self.registered[registration.owner] = registration
+
+    async def unregister(self, owner: int) -> bool:
+        """The server is gone: its kernels go back to the pool."""
+        found = self.registered.pop(owner, None)
+        for lent in [k for k in self.kernels.values() if k.owner == owner]:
+            await self.give_back(lent.id)
+        return found is not None
+
+    def _relay_of(self, owner: int) -> tuple[Path, int | None] | None:
+        """Where the owner's server takes its kernels' channels, and its uid."""
+        lab = self.servers.get(owner)
+        if lab is not None and lab.relay_folder is not None:
+            return lab.relay_folder, lab.lease.value if lab.lease is not None else None
+        held = self.registered.get(owner)
+        return None if held is None else (held.relay_folder, held.uid)
 
     # Lab servers -----------------------------------------------------------------------------
 
@@ -329,7 +283,7 @@ class LabHub:
         server.write_language(config, language)
         running = self.servers.get(owner)
         if running is not None and running.lease is not None:  # its sandbox uid owns its files
-            _own_tree(config / "lab", running.lease.value)
+            launch.own_tree(config / "lab", running.lease.value)
 
     async def _start_server(self, owner: int) -> tuple[LabServer, bool]:
         running = self.servers.get(owner)
@@ -379,7 +333,7 @@ class LabHub:
             "LANG": "C.UTF-8",
             "USER": f"learner-{owner}",
             **server.environment(private),
-            "PYTHONPATH": str(REPOSITORY),
+            "PYTHONPATH": str(launch.REPOSITORY),
             server.TOKEN_ENV: token,
             kernels.HUB_URL_ENV: f"http://127.0.0.1:{self.api_port}",
             kernels.HUB_TOKEN_ENV: api_token,
@@ -388,52 +342,24 @@ class LabHub:
         if self.settings.gateway_url and self.settings.gateway_token:
             # jupyter-server's gateway client reads it there: never on a command line.
             env["JUPYTER_GATEWAY_AUTH_TOKEN"] = self.settings.gateway_token
-        lease, cgroup, relays = None, None, None
-        fds: tuple[int, ...] = ()
-        command = server.command(config, root, port)
-        if self.settings.sandbox == "bwrap":
-            if os.geteuid() == 0:
-                lease = leases.claim(
-                    "sandbox-uid", range(sandbox.FIRST_UID, sandbox.FIRST_UID + sandbox.UID_COUNT)
-                )
-                _own_tree(root, lease.value)
-                _own_tree(private, lease.value)
-            relays = relay.owner_folder(owner, lease.value if lease else None)
-            cgroup = cgroups.SandboxCgroup.create(
-                f"lab-{owner}", LAB_SERVER_MEMORY, LAB_SERVER_PROCESSES
-            )
-            fds = (seccomp.program_fd(),)
-            command = lab_sandbox_command(
-                command, root, private, lease.value if lease else None, fds[0], relays
-            )
-            if cgroup is not None:
-                command = cgroup.wrap(command)
-        log_file = open(private / "server.log", "ab")  # noqa: SIM115 - the child keeps it
-        try:
-            process = subprocess.Popen(
-                command,
-                env=env,
-                cwd=private,  # never the workspace: no config file of the learner's is read
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                pass_fds=fds,
-            )
-        except BaseException:
-            if lease is not None:
-                lease.release()
-            if cgroup is not None:
-                cgroup.remove()
-            raise
-        finally:
-            log_file.close()
-            for fd in fds:
-                os.close(fd)
-        (private / "server.pid").write_text(str(process.pid))
-        folder = relays if self.settings.sandbox == "bwrap" else relay.owner_folder(owner, None)
+        launched = launch.launch(
+            owner,
+            server.command(config, root, port),
+            env,
+            root=root,
+            private=private,
+            sandboxed=self.settings.sandbox == "bwrap",
+        )
         return LabServer(
-            owner, port, process, datetime.now(UTC), token, api_token, lease, cgroup, folder
+            owner,
+            port,
+            launched.process,
+            datetime.now(UTC),
+            token,
+            api_token,
+            launched.lease,
+            launched.cgroup,
+            launched.relay_folder,
         )
 
     def stop_orphans(self) -> list[int]:
@@ -611,14 +537,14 @@ class LabHub:
         if reference not in self.kernels:  # the server stopped meanwhile
             pool.give_back(kernel)
             raise HubError(409, "the lab server stopped")
-        lab = self.servers.get(owner)
+        where = self._relay_of(owner)
         try:
-            if lab is None or lab.relay_folder is None:
+            if where is None:
                 raise HubError(409, "the lab server is not running")
-            uid = lab.lease.value if lab.lease is not None else None
-            inside = relay.INSIDE if self.settings.sandbox == "bwrap" else str(lab.relay_folder)
+            folder, uid = where
+            inside = relay.INSIDE if self.settings.sandbox == "bwrap" else str(folder)
             channels = await self.blocking(
-                relay.KernelRelay, kernel.connection, lab.relay_folder, f"k{reference}", uid, inside
+                relay.KernelRelay, kernel.connection, folder, f"k{reference}", uid, inside
             )
         except BaseException:
             self.kernels.pop(reference, None)
@@ -898,6 +824,30 @@ class ServerHandler(ApiHandler):
         self.finish(self.hub.describe_owner(int(owner)))
 
 
+class RegistrationHandler(ApiHandler):
+    """JupyterHub's spawner (the hub's own token): a lab server it started, or stopped."""
+
+    async def put(self, owner: str) -> None:
+        body = self.body()
+        try:
+            uid = body.get("uid")
+            registration = Registration(
+                int(owner),
+                str(body["api_token"]),
+                Path(str(body["relay_folder"])),
+                None if uid is None else int(uid),
+            )
+        except (KeyError, ValueError, TypeError):
+            raise web.HTTPError(400) from None
+        if len(registration.api_token) < 32:
+            raise web.HTTPError(400, reason="the server's token is too short")
+        await self.hub.register(registration)
+        self.finish({"registered": True})
+
+    async def delete(self, owner: str) -> None:
+        self.finish({"unregistered": await self.hub.unregister(int(owner))})
+
+
 class KernelsHandler(ApiHandler):
     server_may_call = True
 
@@ -966,6 +916,7 @@ def api_app(hub: LabHub) -> web.Application:
         [
             (r"/servers", ServersHandler, args),
             (r"/servers/(\d+)", ServerHandler, args),
+            (r"/servers/(\d+)/registration", RegistrationHandler, args),
             (r"/kernels", KernelsHandler, args),
             (r"/kernels/([0-9a-f]+)", KernelHandler, args),
             (r"/kernels/([0-9a-f]+)/interrupt", InterruptHandler, args),

@@ -10,6 +10,8 @@ service token, and the identity token that asks the LMS whose a session is).
   running is therefore the LMS's to answer (its "lab stopped" page).
 - Sign-in is the LMS's (lms.lab.jupyterhub_auth).
 - The LMS drives JupyterHub through its REST API as the "lms" service.
+- Lab servers are started by lms.lab.spawner (sandboxed, one per learner), their kernels
+  lent by the kernel service (`flask lms labs`, LMSHUB_KERNELS_URL).
 - jupyterhub-idle-culler stops lab servers idle for LMSHUB_IDLE_SECONDS.
 """
 
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 
 from lms.lab.jupyterhub_auth import LmsAuthenticator
+from lms.lab.spawner import LabSpawner
 
 env = os.environ
 state = Path(env["LMSHUB_STATE_DIR"])
@@ -54,6 +57,18 @@ c.LmsAuthenticator.identity_token = env["LMSHUB_IDENTITY_TOKEN"]
 c.LmsAuthenticator.session_cookie = env.get("LMSHUB_SESSION_COOKIE", "session")
 
 idle_seconds = int(float(env.get("LMSHUB_IDLE_SECONDS", "1800")))
+
+# One lab server per learner, started as the lab hub starts them (sandboxed), its kernels from
+# the kernel service's pool.
+c.JupyterHub.spawner_class = LabSpawner
+c.LabSpawner.data_dir = env["LMSHUB_DATA_DIR"]
+c.LabSpawner.kernels_url = env["LMSHUB_KERNELS_URL"]
+c.LabSpawner.kernels_token = env["LMSHUB_KERNELS_TOKEN"]
+c.LabSpawner.sandboxed = env.get("LMSHUB_SANDBOX", "bwrap") == "bwrap"
+c.LabSpawner.idle_seconds = float(idle_seconds)
+c.LabSpawner.release_seconds = float(env.get("LMSHUB_KERNEL_RELEASE_SECONDS", "120"))
+c.Spawner.start_timeout = 60
+c.Spawner.http_timeout = 60
 c.JupyterHub.services = [
     {"name": "lms", "api_token": env["LMSHUB_SERVICE_TOKEN"]},
     {

@@ -39,12 +39,15 @@ def write_config(
     idle_seconds: float = 30 * 60,
     gateway_url: str = "",
     release_seconds: float = 120,
+    jupyterhub: bool = False,
 ) -> Path:
     """The server's JSON configuration (read with --config): no secret in it.
 
     Kernels come from the lab hub's sandboxed pool (lms.lab.kernels) or, with gateway_url, from
     a Jupyter Kernel Gateway; a kernel idle for idle_seconds is given back, and a pool kernel
     that no browser has watched for release_seconds too (lms.lab.serverapp.LabKernelManager).
+    jupyterhub: started by JupyterHub (lms.lab.singleuser), whose single-user extension sets
+    the port, the base URL and the sign-in from the spawner's environment.
     """
     app: dict[str, Any] = {
         "identity_provider_class": _dotted(LmsIdentityProvider),
@@ -84,6 +87,11 @@ def write_config(
             # time and a quarter.
             "cull_interval": max(1, min(30, int(release_seconds) // 4)),
         }
+    if jupyterhub:
+        for key in ("identity_provider_class", "base_url", "ip", "tornado_settings"):
+            del app[key]
+        del config["LmsIdentityProvider"]
+        app["jpserver_extensions"]["jupyterhub"] = True
     path.write_text(json.dumps(config, indent=2))
     return path
 
@@ -106,6 +114,18 @@ def write_language(config_dir: Path, language: str | None) -> None:
 
 def _dotted(cls: type) -> str:
     return f"{cls.__module__}.{cls.__name__}"
+
+
+def singleuser_command(config: Path, root: Path) -> list[str]:
+    """The lab server as JupyterHub's single-user server (its port comes from JupyterHub)."""
+    return [
+        sys.executable,
+        "-m",
+        "lms.lab.singleuser",
+        f"--config={config}",
+        f"--ServerApp.root_dir={root}",
+        "--allow-root",
+    ]
 
 
 def command(config: Path, root: Path, port: int) -> list[str]:

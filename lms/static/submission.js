@@ -1,5 +1,6 @@
-/* Submission page: while a grader works on it, ask for its state every 2 seconds and reload
-   the page when grading ends. Without JavaScript the page has a refresh link instead. */
+/* Submission page: while a grader works on it, ask for its state (soon at first, since
+   instant feedback usually takes about a second, then every 2 seconds) and reload the page
+   when grading ends. Without JavaScript the page has a refresh link instead. */
 (function () {
   "use strict";
   var box = document.querySelector("[data-status-url]");
@@ -8,10 +9,15 @@
   if (waiting.indexOf(box.getAttribute("data-state")) < 0) { return; }
   var label = box.querySelector("[data-status-label]");
   var url = box.getAttribute("data-status-url");
-  var tries = 0;
-  var timer = window.setInterval(function () {
-    tries += 1;
-    if (tries > 900) { window.clearInterval(timer); return; }  /* 30 minutes: give up */
+  var delays = [500, 500, 1000, 1000];  /* then 2000 ms */
+  var started = Date.now();
+
+  function next() {
+    if (Date.now() - started > 30 * 60 * 1000) { return; }  /* 30 minutes: give up */
+    window.setTimeout(ask, delays.length ? delays.shift() : 2000);
+  }
+
+  function ask() {
     window.fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) { throw new Error("status " + response.status); }
@@ -22,10 +28,13 @@
           label.textContent = data.label;
         }
         if (waiting.indexOf(data.state) < 0) {
-          window.clearInterval(timer);
           window.location.reload();
+        } else {
+          next();
         }
       })
-      .catch(function () { /* a network blip: try again at the next tick */ });
-  }, 2000);
+      .catch(next);  /* a network blip: try again at the next tick */
+  }
+
+  next();
 }());

@@ -17,17 +17,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from autograder.sandbox import FIRST_UID
 from lms.lab import jupyterhub_service_token, lab_identity_token
+from lms.lab.client import LabClient
 from lms.lab.hub import free_port
+from lms.lab.server import TRANSLATION_SETTINGS
 from lms.services import sessions
 from tests import factories
-from tests.lms.lab.test_lab_hub import session_cookie
+from tests.lms.lab.test_lab_hub import HUB_ENV, Hub, launch_hub, session_cookie, stop_hub
 
 ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 90.0
@@ -47,12 +51,18 @@ class RunningHub:
             method,
             f"{self.url}/hub/api{path}",
             headers={"Authorization": f"token {self.service_token}"},
-            timeout=10,
+            timeout=60,
             **kwargs,  # type: ignore[arg-type]
         )
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    app_config["LAB_HUB_URL"] = f"http://127.0.0.1:{free_port()}"  # the kernel service
+    return app_config
 
 
 @pytest.fixture
@@ -70,7 +80,7 @@ def lms_server(app: Flask) -> Iterator[str]:
 @pytest.fixture
 def jupyterhub(app: Flask, lms_server: str, tmp_path: Path) -> Iterator[RunningHub]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
-    for key in ("DATABASE_URL", "QUEUE_URL", "DATA_DIR", "SECRET_KEY"):
+    for key in ("DATABASE_URL", "QUEUE_URL", "DATA_DIR", "SECRET_KEY", "LAB_HUB_URL"):
         env[f"LMS_{key}"] = str(app.config[key])
     env.update(LMS_INSTANCE_PATH=str(tmp_path / "hub-instance"), FLASK_APP="wsgi")
     port = free_port()
@@ -199,3 +209,79 @@ def _children(pid: int) -> list[int]:
                 found.append(int(entry.name))
                 found.extend(_children(int(entry.name)))
     return found
+
+
+@pytest.fixture
+def kernel_service(app: Flask, tmp_path: Path) -> Iterator[Hub]:
+    """`flask lms labs`: here, the pool of sandboxed kernels JupyterHub's lab servers borrow."""
+    service = launch_hub(app, tmp_path, HUB_ENV, name="kernels")
+    try:
+        yield service
+    finally:
+        stop_hub(service)
+
+
+def wait_until(check: Any, what: str, hub: RunningHub, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}:\n{hub.log_tail()}")
+        time.sleep(0.2)
+
+
+def test_a_lab_on_jupyterhub_is_sandboxed_runs_pool_kernels_and_admits_only_its_owner(
+    app: Flask, kernel_service: Hub, jupyterhub: RunningHub
+) -> None:
+    cohort = factories.cohort(factories.program())
+    owner = factories.learner(cohort, "owner@test.org")
+    other = factories.learner(cohort, "other@test.org")
+    name = str(owner.id)
+    # The LMS starts the learner's server through JupyterHub's API, in their language.
+    assert jupyterhub.api("POST", f"/users/{name}").status_code == 201
+    started = jupyterhub.api("POST", f"/users/{name}/server", json={"language": "vi"})
+    assert started.status_code in (201, 202), started.text
+
+    def ready() -> bool:
+        server = jupyterhub.api("GET", f"/users/{name}").json()["servers"].get("", {})
+        return bool(server.get("ready"))
+
+    wait_until(ready, "the lab server", jupyterhub)
+    settings = Path(app.config["DATA_DIR"]) / "labs" / name / "config" / TRANSLATION_SETTINGS
+    assert json.loads(settings.read_text()) == {"locale": "vi_VN"}
+
+    # The learner's browser, signed in to the LMS only, reaches their lab through OAuth.
+    cookie, _token = session_cookie(app, owner)
+    browser = LabClient(f"{jupyterhub.url}/user/{name}/", {"session": cookie}, timeout=60)
+    try:
+        page = browser.http.get(browser.base + "tree", timeout=60)
+        assert page.status_code == 200 and page.url == browser.base + "tree"
+        kernel = browser.start_kernel("")
+        probe = "import os; print(os.getuid(), 6 * 7)"
+        uid, answer = browser.execute(kernel, probe).split()
+        assert answer == "42" and int(uid) >= FIRST_UID  # a pool kernel, in its sandbox
+        assert kernel_service.api(f"/servers/{owner.id}")["kernels"] == 1
+        server_pid = int((Path(app.config["DATA_DIR"]) / "labs" / name / "server.pid").read_text())
+        status = Path(f"/proc/{server_pid}/status").read_text()
+        assert "Uid:\t0\t" in status  # bwrap itself; the server under it runs as a lab uid
+    finally:
+        browser.http.close()
+
+    # Another learner, signed in to the LMS, gets nothing of it.
+    other_cookie, _ = session_cookie(app, other)
+    stranger = requests.Session()
+    stranger.cookies.set("session", other_cookie)
+    refused = stranger.get(f"{jupyterhub.url}/user/{name}/api/contents", timeout=30)
+    assert refused.status_code in (403, 404) or "/user/" not in refused.url
+
+    # Stopped through the API: the server is gone and its kernels are back in the pool.
+    assert jupyterhub.api("DELETE", f"/users/{name}/server").status_code in (202, 204)
+    wait_until(
+        lambda: not jupyterhub.api("GET", f"/users/{name}").json()["servers"],
+        "the lab server to stop",
+        jupyterhub,
+    )
+    assert kernel_service.api(f"/servers/{owner.id}")["kernels"] == 0
+    assert not Path(f"/proc/{server_pid}").exists()

@@ -235,6 +235,25 @@ def test_without_a_gateway_the_lab_uses_the_sandboxed_pool(tmp_path: Path) -> No
     )
     assert gateway["GatewayClient"]["url"] == "http://gw:8888"
     assert "kernel_spec_manager_class" not in gateway["ServerApp"]
+    # The pool's kernels go back to it when no browser watches them; a gateway's are its own.
+    assert pooled["ServerApp"].pop("kernel_manager_class") == "lms.lab.serverapp.LabKernelManager"
+    released = pooled.pop("LabKernelManager")
+    assert released["release_unwatched_after"] == 120.0 and released["cull_interval"] == 30
+    culled = gateway.pop("MappingKernelManager")
+    assert released["cull_idle_timeout"] == culled["cull_idle_timeout"] == 1800
     # Everything else is the same configuration.
     del pooled["ServerApp"]["kernel_spec_manager_class"], gateway["GatewayClient"]
     assert pooled == gateway
+
+
+def test_a_lab_servers_config_under_jupyterhub_leaves_sign_in_to_its_extension(
+    tmp_path: Path,
+) -> None:
+    config = json.loads(server.write_config(tmp_path / "lab.json", 7, jupyterhub=True).read_text())
+    app = config["ServerApp"]
+    assert app["jpserver_extensions"] == {"notebook": True, "jupyterhub": True}
+    for key in ("identity_provider_class", "base_url", "tornado_settings"):
+        assert key not in app  # JupyterHub's single-user extension sets them
+    assert "LmsIdentityProvider" not in config
+    assert app["terminals_enabled"] is False and config["LabApp"]["extension_manager"] == "readonly"
+    assert app["kernel_manager_class"] == "lms.lab.serverapp.LabKernelManager"

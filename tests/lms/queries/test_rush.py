@@ -49,8 +49,8 @@ def test_the_plan_counts_who_has_yet_to_submit_and_models_the_peak(world: World)
     [item] = rush.upcoming(now, within=2 * HOUR, prewarm=HOUR)
     assert (item.learners, item.submitted, item.to_come) == (10, 2, 8)
     assert item.lane == "cpu" and item.instant_feedback
-    # Half of the 8 in the last hour, the last minute at twice the hour's average.
-    assert item.peak_per_minute == pytest.approx(8 * 0.5 / 60 * 2)
+    # Half of the 8 in the last hour, at the due time 4.07 times the hour's average.
+    assert item.peak_per_minute == pytest.approx(8 * 0.5 / 60 * 4.0746, rel=1e-3)
     assert item.processes_needed(20.0) == 1
     assert item.warm(now) and not item.warm(now - HOUR)
     assert rush.upcoming(now, within=timedelta(minutes=10), prewarm=HOUR) == []
