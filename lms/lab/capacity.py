@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Measured with benchmarks.labs on the 2-core development machine (2026-12-07), PSS rounded up:
-# a warm lab kernel with numpy, pandas and matplotlib.pyplot imported, and a Notebook 7 lab
-# server with no notebook open.
-KERNEL_MB = 160
-SERVER_MB = 110
+# Measured with benchmarks.labs on the 2-core development machine (2026-12-07), PSS: an idle
+# pool slot (its sandbox's fork server and warm kernel, numpy, pandas and matplotlib.pyplot
+# imported) 113 MB, an idle Notebook 7 lab server 110 MB; rounded up.
+KERNEL_MB = 120
+SERVER_MB = 120
 # Lab kernels wait on people most of the time (reading, typing): a core serves several.
 KERNELS_PER_CORE = 4
 # Memory kept for everything else on the host (the LMS, the database, page cache, spikes).
