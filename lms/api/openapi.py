@@ -225,6 +225,10 @@ SCHEMAS: dict[str, Any] = {
             "state": {"type": "string", "enum": ["running", "done", "cancelled"]},
             "rate_per_minute": {"type": "number"},
             "seconds_left": {"type": ["integer", "null"]},
+            "waiting_for_gpu": {
+                "type": "boolean",
+                "description": "GPU jobs wait and no grading worker with GPU slots is alive.",
+            },
         },
     },
     "GradeRow": {

@@ -46,6 +46,7 @@ PROGRESS_KEYS = {
     "state",
     "rate_per_minute",
     "seconds_left",
+    "waiting_for_gpu",
 }
 
 
@@ -153,6 +154,7 @@ def test_autograde_all_starts_a_batch_and_shows_its_progress(
     assert progress.headers["Cache-Control"] == "no-store"
     figures = progress.json
     assert figures is not None and set(figures) == PROGRESS_KEYS
+    assert figures["waiting_for_gpu"] is False  # a CPU assignment
     assert figures["total"] == 2 and figures["queued"] == 2 and figures["state"] == "running"
 
 

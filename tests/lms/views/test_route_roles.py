@@ -28,7 +28,7 @@ from tests import route_world
 from tests.conftest import Auth, csrf_token, make_config
 from tests.route_world import ROLES, RouteWorld
 
-Cell = Literal["ok", "own", "-", "404"]
+Cell = Literal["ok", "own", "-", "404", "tok"]
 Row = tuple[Cell, Cell, Cell, Cell, Cell]  # anonymous, learner, instructor, coordinator, admin
 
 # One line per "METHOD rule" of the app (url_map, less HEAD, OPTIONS and static files), one
@@ -44,6 +44,7 @@ Row = tuple[Cell, Cell, Cell, Cell, Cell]  # anonymous, learner, instructor, coo
 #          cohort, another user's lab): their existence is not disclosed
 #   "-"    refused the usual way: anonymous is sent to /login (401 under /api/v1), others get 403
 #   "404"  refused as if it did not exist
+#   "tok"  answers only a service's own token (JupyterHub's, for lab sign-in): 403 to every role
 # POSTs carry a valid CSRF token; where the real thing would change much they send a form that
 # fails validation (the comment says so): reaching the view is what is checked. The lab hub is
 # not running here, so the lab routes answer with a message, a redirect or 503: reached.
@@ -109,6 +110,8 @@ ROUTES: dict[str, Row] = {
     "GET /learn/submissions/<int:submission_id>/files/<path:file_name>":                     ("-",   "own", "-",   "-",   "-"),  # a classmate's: 404
     # A stopped lab's URLs (the proxy sends them here): every signed-in user, their own lab only
     #                                        anon   learn  instr  coord  admin
+    # JupyterHub asks whose a session cookie is, with its token: no browser gets an answer
+    "POST /labs/identity":                  ("tok", "tok", "tok", "tok", "tok"),
     "GET /lab/<int:owner>/":                ("-",   "own", "own", "own", "own"),  # 503: stopped
     "POST /lab/<int:owner>/":               ("-",   "own", "own", "own", "own"),  # 503
     "PUT /lab/<int:owner>/":                ("-",   "own", "own", "own", "own"),  # 503
@@ -180,6 +183,7 @@ ROUTES: dict[str, Row] = {
     "GET /admin/cohorts/<slug>":                 ("-",   "-",   "-",   "-",   "ok"),
     "POST /admin/cohorts/<slug>":                ("-",   "-",   "-",   "-",   "ok"),  # no file: 400
     "GET /admin/organisations":                  ("-",   "-",   "-",   "-",   "ok"),
+    "GET /admin/rush":                           ("-",   "-",   "-",   "-",   "ok"),
     "POST /admin/organisations":                 ("-",   "-",   "-",   "-",   "ok"),  # empty form: 400
     # JSON API (/api/v1): the roles of the bearer token's user; a session without a token gets 401
     #                                                             anon   learn  instr  coord  admin
@@ -233,8 +237,8 @@ def test_the_table_is_well_formed() -> None:
         method, _, rule = key.partition(" ")
         if method not in ("GET", "POST", "PUT", "DELETE", "PATCH") or not rule.startswith("/"):
             problems.append(f"{key}: not 'METHOD /rule'")
-        if row[0] not in ("ok", "-"):
-            problems.append(f"{key}: anonymous either reaches it (ok) or is refused (-)")
+        if row[0] not in ("ok", "-", "tok"):
+            problems.append(f"{key}: anonymous reaches it (ok), is refused (-) or needs a token")
         if "own" in row and "<" not in rule:
             problems.append(f"{key}: 'own' needs an object named in the URL")
     assert not problems, "\n".join(problems)
@@ -281,6 +285,8 @@ def expectations(role: str, key: str) -> list[tuple[str, str]]:
         return [("mine", REACHED), ("theirs", REACHED)] if names_objects else [("mine", REACHED)]
     if cell == "own":
         return [("mine", REACHED), ("theirs", "404")]
+    if cell == "tok":
+        return [("mine", "403")]
     if cell == "-":
         if role != "anonymous":
             return [("mine", "403")]
