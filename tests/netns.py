@@ -96,6 +96,32 @@ class Relay:
         self.thread.join(5)
 
 
+def descendants(pids: list[int]) -> set[int]:
+    """These processes and all they started, alive: the dead not yet reaped (zombies) are not
+    counted."""
+    children: dict[int, list[int]] = {}
+    alive: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        children.setdefault(int(parent), []).append(int(entry.name))
+        if state not in ("Z", "X"):
+            alive.add(int(entry.name))
+    found: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found & alive
+
+
 @dataclass
 class Host:
     """One namespace: `address` is its end of the link, `gateway` this machine's end."""
@@ -132,32 +158,12 @@ class Host:
 
     def pids(self) -> set[int]:
         """Every live process started in this host and everything they started (sandboxes in
-        namespaces of their own included), found by parentage and by `ip netns pids`. The dead
-        not yet reaped (zombies) are not counted."""
-        children: dict[int, list[int]] = {}
-        alive: set[int] = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            state, parent = stat.rsplit(")", 1)[1].split()[:2]
-            children.setdefault(int(parent), []).append(int(entry.name))
-            if state not in ("Z", "X"):
-                alive.add(int(entry.name))
-        found: set[int] = set()
-        todo = [p.pid for p in self.processes if p.poll() is None]
-        while todo:
-            pid = todo.pop()
-            if pid not in found:
-                found.add(pid)
-                todo.extend(children.get(pid, []))
+        namespaces of their own included), found by parentage and by `ip netns pids`."""
         listed = subprocess.run(
             ["ip", "netns", "pids", self.namespace], capture_output=True, text=True
         ).stdout.split()
-        return (found | {int(pid) for pid in listed}) & alive
+        started = [p.pid for p in self.processes if p.poll() is None]
+        return descendants([*started, *map(int, listed)])
 
     def kill(self) -> None:
         """The host dies with everything in it: every process killed at once, its link cut."""

@@ -85,14 +85,17 @@ def lane_for(assignment: Assignment) -> str:
 def waiting_for_gpu(assignment: Assignment) -> bool:
     """GPU jobs of the assignment wait and no worker with GPU slots is alive to take them:
     the instructor is told (they are not run on the CPU behind anyone's back)."""
+    of_assignment = GradingJob.submission_id.in_(
+        sa.select(Submission.id).where(Submission.assignment_id == assignment.id)
+    )
+    return _gpu_jobs_wait(of_assignment)
+
+
+def _gpu_jobs_wait(among: sa.ColumnElement[bool]) -> bool:
+    """Some of these jobs wait on the GPU lane, and no worker takes it."""
     waiting = db.session.scalar(
         sa.select(GradingJob.id)
-        .join(Submission, Submission.id == GradingJob.submission_id)
-        .where(
-            Submission.assignment_id == assignment.id,
-            GradingJob.lane == "gpu",
-            GradingJob.state == JobState.QUEUED,
-        )
+        .where(among, GradingJob.lane == "gpu", GradingJob.state == JobState.QUEUED)
         .limit(1)
     )
     return waiting is not None and not workers.taking("gpu")
@@ -273,21 +276,9 @@ def progress(batch: GradingBatch) -> BatchProgress:
         state=str(batch.state),
         rate_per_minute=rate,
         seconds_left=seconds_left,
-        waiting_for_gpu=bool(counts.get(JobState.QUEUED)) and _waits_for_gpu(batch.id),
+        waiting_for_gpu=bool(counts.get(JobState.QUEUED))
+        and _gpu_jobs_wait(GradingJob.batch_id == batch.id),
     )
-
-
-def _waits_for_gpu(batch_id: int) -> bool:
-    waiting = db.session.scalar(
-        sa.select(GradingJob.id)
-        .where(
-            GradingJob.batch_id == batch_id,
-            GradingJob.lane == "gpu",
-            GradingJob.state == JobState.QUEUED,
-        )
-        .limit(1)
-    )
-    return waiting is not None and not workers.taking("gpu")
 
 
 # --- The worker's side ------------------------------------------------------------------

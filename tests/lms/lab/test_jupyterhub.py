@@ -32,6 +32,7 @@ from lms.lab.server import TRANSLATION_SETTINGS
 from lms.services import sessions
 from tests import factories
 from tests.lms.lab.test_lab_hub import HUB_ENV, Hub, launch_hub, session_cookie, stop_hub
+from tests.netns import descendants
 
 ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 90.0
@@ -143,7 +144,7 @@ def test_the_site_answers_jupyterhubs_api_and_the_lms_behind_one_address(
 
 def test_jupyterhub_holds_no_lms_secret(app: Flask, jupyterhub: RunningHub) -> None:
     secret = str(app.config["SECRET_KEY"])
-    seen = [jupyterhub.process.pid, *_children(jupyterhub.process.pid)]
+    seen = descendants([jupyterhub.process.pid])
     for pid in seen:
         environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
         assert secret not in environ
@@ -195,20 +196,6 @@ def test_the_identity_question_needs_the_hubs_token(app: Flask, lms_server: str)
     assert answer.status_code == 200 and answer.json() == {"name": str(learner.id)}
     assert requests.post(ask, data="{}", headers=right, timeout=5).status_code == 400
     assert requests.post(ask, data="not json", headers=right, timeout=5).status_code == 400
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-                found.extend(_children(int(entry.name)))
-    return found
 
 
 @pytest.fixture

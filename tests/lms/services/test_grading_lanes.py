@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,7 +18,7 @@ from lms.models import BatchState, Course, GradingJob, JobState, WorkerProcess, 
 from lms.services import catalog, grading, workers
 from tests import grading_world
 from tests.autograder.conftest import fake_gpus
-from tests.conftest import REDIS_URL, Auth
+from tests.conftest import Auth
 from tests.course_builder import write_course
 from tests.grading_world import RIGHT, WRONG, World
 from tests.lms.services.test_grading_queue import (
@@ -29,25 +28,19 @@ from tests.lms.services.test_grading_queue import (
     submit_all,
     wait_for,
 )
+from tests.lms.services.test_grading_queue import (  # noqa: F401 - the fixtures
+    app_config as app_config,
+)
 from tests.lms.services.test_grading_queue import (
-    start_worker as start_worker,  # noqa: F401 - the fixture
+    start_worker as start_worker,
 )
 
 ON_POSTGRES_AND_REDIS = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
-def app_config(app_config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    app_config.update(
-        QUEUE_URL=REDIS_URL,
-        COURSES_DIR=str(tmp_path / "courses"),
-        GRADING_LEASE_SECONDS=3,
-        KERNEL_POOL_SIZE=1,
-        CELL_TIMEOUT=10,
-        NOTEBOOK_TIMEOUT=60,
-    )
-    (tmp_path / "courses").mkdir()
-    return app_config
+def queue_kind() -> str:
+    return "redis"  # the scale-out queue: lanes are separate Redis queues
 
 
 @pytest.fixture
